@@ -1,0 +1,172 @@
+// Package queue wires River to whichever database Herald runs on. River is
+// generic over the driver's transaction type; Herald's code is not, so this
+// package keeps the two River clients (SQLite, PostgreSQL) behind one
+// non-generic Queue whose InsertTx takes Herald's own db.Tx.
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/herald-release/herald/internal/db"
+)
+
+// Config is what Herald tunes of River.
+type Config struct {
+	Workers      *river.Workers
+	Queues       map[string]river.QueueConfig
+	PeriodicJobs []*river.PeriodicJob
+	Logger       *slog.Logger
+	// RetryPolicy decides when failed jobs run again; nil is River's default.
+	RetryPolicy river.ClientRetryPolicy
+	// ErrorHandler sees job errors and panics.
+	ErrorHandler river.ErrorHandler
+	// FetchCooldown is the shortest time between two fetches of a queue:
+	// the floor of job latency. Zero means 20ms.
+	FetchCooldown time.Duration
+	// ID names this process among several sharing PostgreSQL.
+	ID string
+}
+
+// Queue is a started or startable River client.
+type Queue struct {
+	insertTx     func(ctx context.Context, tx db.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	insertManyTx func(ctx context.Context, tx db.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
+	insert       func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	start        func(ctx context.Context) error
+	stop         func(ctx context.Context) error
+	stopCancel   func(ctx context.Context) error
+	subscribe    func(kinds ...river.EventKind) (<-chan *river.Event, func())
+}
+
+// New builds the River client for d's engine. It does not start it.
+func New(d *db.DB, cfg Config) (*Queue, error) {
+	rc := &river.Config{
+		Workers:       cfg.Workers,
+		Queues:        cfg.Queues,
+		PeriodicJobs:  cfg.PeriodicJobs,
+		Logger:        cfg.Logger,
+		RetryPolicy:   cfg.RetryPolicy,
+		ErrorHandler:  cfg.ErrorHandler,
+		FetchCooldown: cfg.FetchCooldown,
+		ID:            cfg.ID,
+		// A job is only "stuck" (and rescued to run again) after an hour:
+		// Herald's jobs bound their own run time well below that.
+		RescueStuckJobsAfter: time.Hour,
+		// Herald keeps its own history; River's finished rows are only
+		// needed long enough to dedupe unique jobs.
+		CompletedJobRetentionPeriod: 24 * time.Hour,
+	}
+	if rc.FetchCooldown == 0 {
+		rc.FetchCooldown = 20 * time.Millisecond
+	}
+	rc.FetchPollInterval = max(rc.FetchCooldown, 500*time.Millisecond)
+	if len(rc.Queues) == 0 {
+		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}}
+	}
+	switch d.Dialect() {
+	case db.SQLite:
+		return wrap(riversqlite.New(d.SQL()), rc)
+	case db.Postgres:
+		rc.Schema = d.Schema()
+		return wrap(riverpgxv5.New(d.Pool()), rc)
+	}
+	return nil, fmt.Errorf("queue: unknown database dialect %q", d.Dialect())
+}
+
+// wrap closes over the typed client so that callers never see TTx.
+func wrap[TTx any](driver riverdriver.Driver[TTx], rc *river.Config) (*Queue, error) {
+	c, err := river.NewClient(driver, rc)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	raw := func(tx db.Tx) (TTx, error) {
+		t, ok := tx.Raw().(TTx)
+		if !ok {
+			var zero TTx
+			return zero, fmt.Errorf("queue: transaction %T is not the driver's %T", tx.Raw(), zero)
+		}
+		return t, nil
+	}
+	return &Queue{
+		insertTx: func(ctx context.Context, tx db.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+			t, err := raw(tx)
+			if err != nil {
+				return nil, err
+			}
+			return c.InsertTx(ctx, t, args, opts)
+		},
+		insertManyTx: func(ctx context.Context, tx db.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
+			t, err := raw(tx)
+			if err != nil {
+				return nil, err
+			}
+			return c.InsertManyTx(ctx, t, params)
+		},
+		insert:     c.Insert,
+		start:      c.Start,
+		stop:       c.Stop,
+		stopCancel: c.StopAndCancel,
+		subscribe:  c.Subscribe,
+	}, nil
+}
+
+// Check that the two transaction types are what db.Tx.Raw returns.
+var (
+	_ riverdriver.Driver[*sql.Tx] = (*riversqlite.Driver)(nil)
+	_ riverdriver.Driver[pgx.Tx]  = (*riverpgxv5.Driver)(nil)
+)
+
+// InsertTx enqueues a job in tx: it runs only if tx commits.
+func (q *Queue) InsertTx(ctx context.Context, tx db.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	return q.insertTx(ctx, tx, args, opts)
+}
+
+// InsertManyTx enqueues several jobs in tx.
+func (q *Queue) InsertManyTx(ctx context.Context, tx db.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
+	if len(params) == 0 {
+		return nil, nil
+	}
+	return q.insertManyTx(ctx, tx, params)
+}
+
+// Insert enqueues a job outside any transaction.
+func (q *Queue) Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	return q.insert(ctx, args, opts)
+}
+
+// Start begins working jobs; it returns at once.
+func (q *Queue) Start(ctx context.Context) error { return q.start(ctx) }
+
+// Stop lets running jobs finish for up to grace, then cancels them; a
+// cancelled job is retried by the next process to start.
+func (q *Queue) Stop(ctx context.Context, grace time.Duration) error {
+	soft, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	err := q.stop(soft)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		hard, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return q.stopCancel(hard)
+	}
+	return err
+}
+
+// Subscribe reports job events; tests use it to await work.
+func (q *Queue) Subscribe(kinds ...river.EventKind) (<-chan *river.Event, func()) {
+	return q.subscribe(kinds...)
+}
