@@ -5,6 +5,7 @@ package duration
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -24,19 +25,25 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("must be a duration string such as \"30s\" or \"10m\"")
+		return typeError(string(b))
 	}
 	if s == "" {
 		*d = 0
 		return nil
 	}
 	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("%q is not a duration; use a form such as \"30s\" or \"10m\"", s)
-	}
-	if v < 0 {
-		return fmt.Errorf("%q is negative", s)
+	if err != nil || v < 0 {
+		return typeError(fmt.Sprintf("%q", s))
 	}
 	*d = Duration(v)
 	return nil
 }
+
+// typeError is a *json.UnmarshalTypeError so that encoding/json adds the
+// field path to it, and the API can name the field.
+func typeError(value string) error {
+	return &json.UnmarshalTypeError{Value: value, Type: reflect.TypeFor[Duration]()}
+}
+
+// Describe is the message for a value that is not a duration.
+const Describe = "must be a duration string such as \"30s\" or \"10m\""

@@ -118,7 +118,7 @@ func (s *Store) CreateUser(ctx context.Context, q db.Querier, n NewUser) (*User,
 	_, err := q.Exec(ctx, `INSERT INTO users (id, name, email, role, password_hash, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $6)`, u.ID, u.Name, u.Email, u.Role, hash, now)
 	if errors.Is(err, db.ErrUnique) {
-		return nil, apperr.Field("name", "a user named %q already exists", u.Name)
+		return nil, apperr.Conflict("a user named %q already exists: choose another name", u.Name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create user: %w", err)

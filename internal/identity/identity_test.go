@@ -49,7 +49,7 @@ func TestBootstrapTokensAndSessions(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = s.CreateUser(ctx, d, identity.NewUser{Name: "mia", Role: identity.RoleMember})
-		if e := apperr.From(err); e == nil || e.Status != 422 || e.Details[0].Field != "name" {
+		if e := apperr.From(err); e == nil || e.Status != 409 || e.Code != "conflict" {
 			t.Fatalf("duplicate name: %v", err)
 		}
 		_, err = s.CreateUser(ctx, d, identity.NewUser{Name: "x", Role: "owner", Email: "nope"})
