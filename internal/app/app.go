@@ -92,19 +92,26 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		return nil, fmt.Errorf("create the first admin: %w", err)
 	}
 
-	workers := river.NewWorkers()
-	river.AddWorker(workers, &identity.PruneSessionsWorker{Store: a.Identity})
-	a.Queue, err = queue.New(a.DB, queue.Config{
-		Workers:      workers,
-		PeriodicJobs: []*river.PeriodicJob{identity.PruneSessionsJob()},
-		Logger:       log.With("component", "river"),
-	})
-	if err != nil {
+	a.Queue = queue.New(a.DB, queue.Config{Logger: log.With("component", "river")})
+	river.AddWorker(a.Queue.Workers(), &identity.PruneSessionsWorker{Store: a.Identity})
+	a.Queue.AddPeriodic(identity.PruneSessionsJob())
+
+	// Each domain wires itself in its own file: its services, workers and
+	// subscribers before the queue is built, its routes after the API is.
+	for _, wire := range []func(context.Context) error{a.wireNotify, a.wireRelease} {
+		if err := wire(ctx); err != nil {
+			a.DB.Close()
+			return nil, err
+		}
+	}
+	if err := a.Queue.Build(); err != nil {
 		a.DB.Close()
 		return nil, err
 	}
 	a.API = api.New(api.Deps{DB: a.DB, Identity: a.Identity, Inventory: a.Inventory, Registry: a.Registry,
 		Log: log, Version: buildinfo.Version})
+	a.routeNotify()
+	a.routeRelease()
 	return a, nil
 }
 
@@ -138,7 +145,7 @@ func (a *App) Serve(ctx context.Context, out io.Writer) error {
 		return fmt.Errorf("start the job queue: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           a.API.Handler(),
+		Handler:           a.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,
@@ -189,6 +196,9 @@ func (a *App) announce(out io.Writer, addr string) {
 		_ = f.Sync()
 	}
 }
+
+// Handler is everything Herald serves over HTTP.
+func (a *App) Handler() http.Handler { return a.API.Handler() }
 
 // Close releases the database.
 func (a *App) Close() { a.DB.Close() }

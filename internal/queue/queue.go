@@ -24,10 +24,8 @@ import (
 
 // Config is what Herald tunes of River.
 type Config struct {
-	Workers      *river.Workers
-	Queues       map[string]river.QueueConfig
-	PeriodicJobs []*river.PeriodicJob
-	Logger       *slog.Logger
+	Queues map[string]river.QueueConfig
+	Logger *slog.Logger
 	// RetryPolicy decides when failed jobs run again; nil is River's default.
 	RetryPolicy river.ClientRetryPolicy
 	// ErrorHandler sees job errors and panics.
@@ -39,8 +37,16 @@ type Config struct {
 	ID string
 }
 
-// Queue is a started or startable River client.
+// Queue is a River client. It is made in two steps, because the domains
+// that register workers also need the queue to enqueue jobs: New returns a
+// queue to register workers and periodic jobs on, Build makes the client.
 type Queue struct {
+	db       *db.DB
+	cfg      Config
+	workers  *river.Workers
+	periodic []*river.PeriodicJob
+	built    bool
+
 	insertTx     func(ctx context.Context, tx db.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
 	insertManyTx func(ctx context.Context, tx db.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
 	insert       func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
@@ -50,12 +56,37 @@ type Queue struct {
 	subscribe    func(kinds ...river.EventKind) (<-chan *river.Event, func())
 }
 
-// New builds the River client for d's engine. It does not start it.
-func New(d *db.DB, cfg Config) (*Queue, error) {
+// New returns a queue for d with no workers yet.
+func New(d *db.DB, cfg Config) *Queue {
+	return &Queue{db: d, cfg: cfg, workers: river.NewWorkers()}
+}
+
+// Workers is where domains register their workers (river.AddWorker),
+// before Build.
+func (q *Queue) Workers() *river.Workers { return q.workers }
+
+// AddPeriodic schedules a periodic job, before Build.
+func (q *Queue) AddPeriodic(j *river.PeriodicJob) { q.periodic = append(q.periodic, j) }
+
+// AddQueue adds a named queue with its own worker count, before Build.
+func (q *Queue) AddQueue(name string, maxWorkers int) {
+	if q.cfg.Queues == nil {
+		q.cfg.Queues = map[string]river.QueueConfig{}
+	}
+	q.cfg.Queues[name] = river.QueueConfig{MaxWorkers: maxWorkers}
+}
+
+// Build makes the River client for the database's engine; after it the
+// queue can insert jobs and be started.
+func (q *Queue) Build() error {
+	if q.built {
+		return errors.New("queue: Build called twice")
+	}
+	cfg := q.cfg
 	rc := &river.Config{
-		Workers:       cfg.Workers,
+		Workers:       q.workers,
 		Queues:        cfg.Queues,
-		PeriodicJobs:  cfg.PeriodicJobs,
+		PeriodicJobs:  q.periodic,
 		Logger:        cfg.Logger,
 		RetryPolicy:   cfg.RetryPolicy,
 		ErrorHandler:  cfg.ErrorHandler,
@@ -72,24 +103,31 @@ func New(d *db.DB, cfg Config) (*Queue, error) {
 		rc.FetchCooldown = 20 * time.Millisecond
 	}
 	rc.FetchPollInterval = max(rc.FetchCooldown, 500*time.Millisecond)
-	if len(rc.Queues) == 0 {
-		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}}
+	if rc.Queues == nil {
+		rc.Queues = map[string]river.QueueConfig{}
 	}
-	switch d.Dialect() {
+	if _, ok := rc.Queues[river.QueueDefault]; !ok {
+		rc.Queues[river.QueueDefault] = river.QueueConfig{MaxWorkers: 10}
+	}
+	var err error
+	switch q.db.Dialect() {
 	case db.SQLite:
-		return wrap(riversqlite.New(d.SQL()), rc)
+		err = wrap(q, riversqlite.New(q.db.SQL()), rc)
 	case db.Postgres:
-		rc.Schema = d.Schema()
-		return wrap(riverpgxv5.New(d.Pool()), rc)
+		rc.Schema = q.db.Schema()
+		err = wrap(q, riverpgxv5.New(q.db.Pool()), rc)
+	default:
+		err = fmt.Errorf("queue: unknown database dialect %q", q.db.Dialect())
 	}
-	return nil, fmt.Errorf("queue: unknown database dialect %q", d.Dialect())
+	q.built = err == nil
+	return err
 }
 
 // wrap closes over the typed client so that callers never see TTx.
-func wrap[TTx any](driver riverdriver.Driver[TTx], rc *river.Config) (*Queue, error) {
+func wrap[TTx any](q *Queue, driver riverdriver.Driver[TTx], rc *river.Config) error {
 	c, err := river.NewClient(driver, rc)
 	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
+		return fmt.Errorf("queue: %w", err)
 	}
 	raw := func(tx db.Tx) (TTx, error) {
 		t, ok := tx.Raw().(TTx)
@@ -99,27 +137,26 @@ func wrap[TTx any](driver riverdriver.Driver[TTx], rc *river.Config) (*Queue, er
 		}
 		return t, nil
 	}
-	return &Queue{
-		insertTx: func(ctx context.Context, tx db.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
-			t, err := raw(tx)
-			if err != nil {
-				return nil, err
-			}
-			return c.InsertTx(ctx, t, args, opts)
-		},
-		insertManyTx: func(ctx context.Context, tx db.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
-			t, err := raw(tx)
-			if err != nil {
-				return nil, err
-			}
-			return c.InsertManyTx(ctx, t, params)
-		},
-		insert:     c.Insert,
-		start:      c.Start,
-		stop:       c.Stop,
-		stopCancel: c.StopAndCancel,
-		subscribe:  c.Subscribe,
-	}, nil
+	q.insertTx = func(ctx context.Context, tx db.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+		t, err := raw(tx)
+		if err != nil {
+			return nil, err
+		}
+		return c.InsertTx(ctx, t, args, opts)
+	}
+	q.insertManyTx = func(ctx context.Context, tx db.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
+		t, err := raw(tx)
+		if err != nil {
+			return nil, err
+		}
+		return c.InsertManyTx(ctx, t, params)
+	}
+	q.insert = c.Insert
+	q.start = c.Start
+	q.stop = c.Stop
+	q.stopCancel = c.StopAndCancel
+	q.subscribe = c.Subscribe
+	return nil
 }
 
 // Check that the two transaction types are what db.Tx.Raw returns.

@@ -32,13 +32,13 @@ func TestJobsEnqueuedInATransactionRunOnlyWhenItCommits(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		w := &pingWorker{got: make(chan int, 4)}
-		workers := river.NewWorkers()
-		river.AddWorker(workers, w)
-		q, err := queue.New(d, queue.Config{Workers: workers})
-		if err != nil {
+		q := queue.New(d, queue.Config{})
+		river.AddWorker(q.Workers(), w)
+		if err := q.Build(); err != nil {
 			t.Fatal(err)
 		}
-		if err := q.Start(ctx); err != nil {
+		err := q.Start(ctx)
+		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = q.Stop(context.Background(), 5*time.Second) })
