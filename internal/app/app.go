@@ -25,6 +25,7 @@ import (
 	"github.com/herald-release/herald/internal/event"
 	"github.com/herald-release/herald/internal/identity"
 	"github.com/herald-release/herald/internal/inventory"
+	"github.com/herald-release/herald/internal/notify"
 	"github.com/herald-release/herald/internal/queue"
 	"github.com/herald-release/herald/internal/secret"
 )
@@ -40,6 +41,7 @@ type App struct {
 	Identity  *identity.Store
 	Inventory *inventory.Service
 	Queue     *queue.Queue
+	Notify    *notify.Hub
 	API       *api.Server
 	Registry  *prometheus.Registry
 

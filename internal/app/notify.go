@@ -1,9 +1,29 @@
 package app
 
-import "context"
+import (
+	"context"
 
-// wireNotify builds the notification hub.
-func (a *App) wireNotify(ctx context.Context) error { return nil }
+	"github.com/herald-release/herald/internal/buildinfo"
+	"github.com/herald-release/herald/internal/notify"
+	"github.com/herald-release/herald/internal/notify/channel"
+)
+
+// wireNotify builds the notification hub: it subscribes to every event and
+// registers the delivery worker.
+func (a *App) wireNotify(context.Context) error {
+	deps := channel.Deps{
+		HTTP:      a.Egress.Client(),
+		CheckURL:  a.Egress.CheckURL,
+		PublicURL: a.Config.PublicURL,
+		Version:   buildinfo.Version,
+	}
+	a.Notify = notify.New(a.DB, a.Box, a.Queue, a.Publisher, deps, notify.Options{
+		RetrySchedule: a.Config.RetrySchedule,
+		Log:           a.Log.With("component", "notify"),
+		Registry:      a.Registry,
+	})
+	return nil
+}
 
 // routeNotify adds the callback routes.
-func (a *App) routeNotify() {}
+func (a *App) routeNotify() { a.API.RouteCallbacks(a.Notify) }

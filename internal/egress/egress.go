@@ -74,7 +74,9 @@ func AllowAll() *Policy {
 
 // CheckAddr reports whether ip may be a target.
 func (p *Policy) CheckAddr(ip netip.Addr) error {
-	ip = ip.Unmap()
+	// A zoned address (fe80::1%eth0) never matches a netip.Prefix: drop
+	// the zone, or every link-local target with a zone would pass.
+	ip = ip.Unmap().WithZone("")
 	for _, a := range p.allow {
 		if a.Contains(ip) {
 			return nil

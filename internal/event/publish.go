@@ -53,6 +53,22 @@ type Options struct {
 // Publish fills in the envelope's id, sequence, kind, action and timestamp,
 // stores it, and runs the subscribers, all inside tx.
 func (p *Publisher) Publish(ctx context.Context, tx db.Tx, ev *Envelope, opts Options) (Published, error) {
+	out, err := p.Record(ctx, tx, ev, opts)
+	if err != nil || out.Duplicate {
+		return out, err
+	}
+	for _, s := range p.subs {
+		if err := s(ctx, tx, ev); err != nil {
+			return Published{}, fmt.Errorf("publish %s: %w", ev.EventType, err)
+		}
+	}
+	return out, nil
+}
+
+// Record stores an event like Publish but tells no subscriber: for sample
+// events (the callback test button) that must exist in history without
+// reaching every configured channel.
+func (p *Publisher) Record(ctx context.Context, tx db.Tx, ev *Envelope, opts Options) (Published, error) {
 	info, ok := Lookup(ev.EventType)
 	if !ok {
 		return Published{}, fmt.Errorf("publish: unknown event type %q", ev.EventType)
@@ -103,11 +119,6 @@ func (p *Publisher) Publish(ctx context.Context, tx db.Tx, ev *Envelope, opts Op
 		ev.ID, ev.EventType, info.ObjectKind, opts.ObjectID, seq, projectID, opts.TaskID, opts.PlanID, dedupe, string(payload), ev.Timestamp)
 	if err != nil {
 		return Published{}, fmt.Errorf("publish %s: %w", ev.EventType, err)
-	}
-	for _, s := range p.subs {
-		if err := s(ctx, tx, ev); err != nil {
-			return Published{}, fmt.Errorf("publish %s: %w", ev.EventType, err)
-		}
 	}
 	return Published{Envelope: ev}, nil
 }
