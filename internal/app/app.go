@@ -114,6 +114,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		Log: log, Version: buildinfo.Version})
 	a.routeNotify()
 	a.routeRelease()
+	a.routeConsole()
 	return a, nil
 }
 

@@ -1,0 +1,4 @@
+package app
+
+// routeConsole adds the web console's pages.
+func (a *App) routeConsole() {}
