@@ -81,7 +81,7 @@ func Do(ctx context.Context, client *http.Client, req HTTPRequest) (Attempt, []b
 		Body:    Redact(string(logBody), req.Secrets),
 	}}
 	fail := func(e *Error) (Attempt, []byte, error) {
-		e.Err = errors.New(Redact(e.Err.Error(), req.Secrets))
+		redactErr(e, req.Secrets)
 		return att, nil, e
 	}
 
@@ -120,8 +120,16 @@ func Do(ctx context.Context, client *http.Client, req HTTPRequest) (Attempt, []b
 		return att, respBody, nil
 	}
 	e := statusError(req.Channel, att.Request.URL, resp, att.Response)
-	e.Err = errors.New(Redact(e.Err.Error(), req.Secrets))
+	redactErr(e, req.Secrets)
 	return att, respBody, e
+}
+
+// redactErr cuts secrets out of an error's text; an error that holds none
+// keeps its chain, so callers can still ask errors.Is(err, egress.ErrRefused).
+func redactErr(e *Error, secrets []string) {
+	if msg := e.Err.Error(); Redact(msg, secrets) != msg {
+		e.Err = errors.New(Redact(msg, secrets))
+	}
 }
 
 // transportError classifies a failure to get any answer. The *url.Error
@@ -132,7 +140,7 @@ func transportError(channel, method, logURL string, err error) *Error {
 		err = ue.Err
 	}
 	if egress.IsRefused(err) {
-		return Permanent("%s: %s %s: %v", channel, method, logURL, err)
+		return Permanent("%s: %s %s: %w", channel, method, logURL, err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return Temporary(0, "%s: %s %s: no answer in time (timeout); will retry", channel, method, logURL)
@@ -364,10 +372,20 @@ func (r *ConfigReader) raw(name string) (json.RawMessage, bool) {
 	return v, true
 }
 
-// Has reports whether a field is present and not null.
+// Has reports whether a field is set: present, not null and not "" (forms
+// send empty strings for fields left blank).
 func (r *ConfigReader) Has(name string) bool {
 	v, ok := r.fields[name]
-	return ok && string(bytes.TrimSpace(v)) != "null"
+	s := string(bytes.TrimSpace(v))
+	return ok && s != "null" && s != `""`
+}
+
+// Known marks fields as belonging to the config without reading them, for
+// fields already reported otherwise ("not both").
+func (r *ConfigReader) Known(names ...string) {
+	for _, n := range names {
+		r.read[n] = true
+	}
 }
 
 // String reads a string field, trimmed; "" when absent.

@@ -171,7 +171,7 @@ func TestDoTransportFailures(t *testing.T) {
 			Channel: "test", URL: srv.URL + "/send?key=" + testToken, Body: []byte("{}"),
 		})
 		ce := channel.Classify(err)
-		if ce == nil || ce.Retry || !egress.IsRefused(errors.Unwrap(err)) && !strings.Contains(err.Error(), "HERALD_EGRESS_ALLOW") {
+		if ce == nil || ce.Retry || !egress.IsRefused(err) || !strings.Contains(err.Error(), "HERALD_EGRESS_ALLOW") {
 			t.Fatalf("err = %v, want a permanent refusal naming HERALD_EGRESS_ALLOW", err)
 		}
 		assertNoSecret(t, att, err, testToken)

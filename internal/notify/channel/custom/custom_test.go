@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -163,6 +164,8 @@ func TestValidate(t *testing.T) {
 				if _, err := custom.Kind.New(json.RawMessage(tt.cfg), tt.deps); err != nil {
 					t.Errorf("New on a valid config: %v", err)
 				}
+			} else if tt.deps.CheckURL != nil {
+				// New skips the save-time egress check (TestNewIgnoresEgressAtBuild).
 			} else if _, err := custom.Kind.New(json.RawMessage(tt.cfg), tt.deps); err == nil {
 				t.Errorf("New accepted an invalid config")
 			} else if ve := (validate.Errors{}); !errors.As(err, &ve) {
@@ -586,15 +589,17 @@ func TestNetworkErrors(t *testing.T) {
 	})
 	t.Run("refused", func(t *testing.T) {
 		t.Parallel()
-		// A port nothing listens on: the receiver of another test, closed.
-		rcv := testsupport.NewReceiver(&testing.T{})
-		url := rcv.URL()
-		closed := testsupport.NewReceiver(t)
-		_ = closed
-		sub := &testing.T{}
-		_ = sub
-		s := newSender(t, map[string]any{"url": url}, deps())
-		_ = s
+		// A port nothing listens on any more.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		_, err = newSender(t, map[string]any{"url": "http://" + addr + "/"}, deps()).Send(context.Background(), sampleEvent())
+		if ce := asError(t, err); !ce.Retry {
+			t.Errorf("connection refused not retryable: %v", ce)
+		}
 	})
 }
 

@@ -87,6 +87,8 @@ func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
 	switch {
 	case isApp && r.Has("webhook_url"):
 		r.Errs.Add("webhook_url", "use either webhook_url (group robot) or corp_id, agent_id and secret (application), not both")
+		r.Known(robotFields...)
+		r.Known(appFields...)
 	case isApp:
 		c.app = parseApp(r, deps)
 		for _, f := range robotFields {
@@ -94,6 +96,7 @@ func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
 				r.Errs.Add(f, "is for the group robot (webhook_url); an application sends to to_user")
 			}
 		}
+		r.Known(robotFields...)
 	default:
 		c.robot = parseRobot(r, deps)
 	}
@@ -110,7 +113,7 @@ func parseRobot(r *channel.ConfigReader, deps channel.Deps) *robotConfig {
 		mentionedMobileList: r.Strings("mentioned_mobile_list", maxMentions),
 	}
 	if !r.Has("webhook_url") {
-		r.String("webhook_url") // mark it read
+		r.Known("webhook_url")
 		r.Errs.Add("webhook_url", "is required (or corp_id, agent_id and secret to send as an application)")
 		return c
 	}
@@ -158,7 +161,7 @@ func parseApp(r *channel.ConfigReader, deps channel.Deps) *appConfig {
 			c.apiBase = strings.TrimRight(u.String(), "/")
 		}
 	} else {
-		r.String("api_base_url") // mark it read
+		r.Known("api_base_url")
 	}
 	return c
 }
