@@ -206,6 +206,7 @@ func (h *Hub) CreateConfig(ctx context.Context, projectID string, in ConfigInput
 		}
 		return h.insertChannels(ctx, tx, c)
 	})
+	h.cache.invalidate()
 	if err != nil {
 		return nil, err
 	}
@@ -256,6 +257,7 @@ func (h *Hub) UpdateConfig(ctx context.Context, configID string, in ConfigInput)
 		}
 		return h.insertChannels(ctx, tx, c)
 	})
+	h.cache.invalidate()
 	if err != nil {
 		return nil, err
 	}
@@ -265,6 +267,7 @@ func (h *Hub) UpdateConfig(ctx context.Context, configID string, in ConfigInput)
 // DeleteConfig removes a configuration; its history stays.
 func (h *Hub) DeleteConfig(ctx context.Context, configID string) error {
 	n, err := h.db.Exec(ctx, `DELETE FROM callback_configs WHERE id = $1`, configID)
+	h.cache.invalidate()
 	if err != nil {
 		return err
 	}
@@ -345,6 +348,7 @@ func (h *Hub) listConfigs(ctx context.Context, q db.Querier, where string, args 
 // disableChannel switches a channel off for good, saying why.
 func (h *Hub) disableChannel(ctx context.Context, channelID, reason string) error {
 	_, err := h.db.Exec(ctx, `UPDATE callback_channels SET enabled = $1, disabled_reason = $2 WHERE id = $3`, false, reason, channelID)
+	h.cache.invalidate()
 	return err
 }
 

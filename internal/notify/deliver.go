@@ -51,7 +51,11 @@ func (w *deliverWorker) Timeout(*river.Job[DeliverArgs]) time.Duration { return 
 // Work makes one attempt, records it, and snoozes the job when the
 // platform asks to be tried again later.
 func (w *deliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
-	return w.hub.attempt(ctx, job.Args)
+	// On a job's first run no attempt can have been recorded yet, and
+	// history need not be counted. River lists a job's runs in AttemptedBy
+	// (a snooze does not raise Attempt, but it does add a run).
+	first := job.Attempt <= 1 && len(job.AttemptedBy) <= 1
+	return w.hub.attempt(ctx, job.Args, !first)
 }
 
 // imTimeout bounds an IM or email attempt; custom channels set their own.
@@ -63,7 +67,24 @@ type target struct {
 	channel       Channel
 }
 
+// loadTarget reads a channel with its configuration, through the cache.
 func (h *Hub) loadTarget(ctx context.Context, channelID string) (*target, error) {
+	now := time.Now()
+	t, gen, ok := h.cache.getTarget(channelID, now)
+	if ok {
+		if t == nil {
+			return nil, errNoChannel
+		}
+		return t, nil
+	}
+	t, err := h.readTarget(ctx, channelID)
+	if err == nil || errors.Is(err, errNoChannel) {
+		h.cache.putTarget(channelID, gen, t, now)
+	}
+	return t, err
+}
+
+func (h *Hub) readTarget(ctx context.Context, channelID string) (*target, error) {
 	var t target
 	var sealed string
 	err := h.db.QueryRow(ctx, `SELECT c.enabled, COALESCE(c.project_id, ''), ch.id, ch.type, ch.enabled, ch.config, ch.disabled_reason
@@ -81,7 +102,20 @@ func (h *Hub) loadTarget(ctx context.Context, channelID string) (*target, error)
 	return &t, nil
 }
 
-func (h *Hub) attempt(ctx context.Context, a DeliverArgs) error {
+// loadEvent reads an event, through the cache.
+func (h *Hub) loadEvent(ctx context.Context, eventID string) (*event.Envelope, error) {
+	if ev := h.cache.getEvent(eventID); ev != nil {
+		return ev, nil
+	}
+	ev, err := event.Get(ctx, h.db, eventID)
+	if err != nil {
+		return nil, fmt.Errorf("load event %s: %w", eventID, err)
+	}
+	h.cache.putEvent(ev)
+	return ev, nil
+}
+
+func (h *Hub) attempt(ctx context.Context, a DeliverArgs, mayHaveHistory bool) error {
 	t, err := h.loadTarget(ctx, a.ChannelID)
 	if errors.Is(err, errNoChannel) {
 		// The configuration or channel was deleted after the event: there
@@ -92,13 +126,15 @@ func (h *Hub) attempt(ctx context.Context, a DeliverArgs) error {
 	if err != nil {
 		return err
 	}
-	ev, err := event.Get(ctx, h.db, a.EventID)
-	if err != nil {
-		return fmt.Errorf("load event %s: %w", a.EventID, err)
-	}
-	n, err := h.attemptCount(ctx, a.DeliveryID)
+	ev, err := h.loadEvent(ctx, a.EventID)
 	if err != nil {
 		return err
+	}
+	n := 0
+	if mayHaveHistory {
+		if n, err = h.attemptCount(ctx, a.DeliveryID); err != nil {
+			return err
+		}
 	}
 	rec := attemptRecord{args: a, ev: ev, channelType: t.channel.Type, attempt: n + 1}
 

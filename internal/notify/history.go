@@ -73,25 +73,27 @@ func taskAndPlan(ev *event.Envelope) (taskID, planID, projectID string) {
 	return
 }
 
+// record stores an attempt in history.
 func (h *Hub) record(ctx context.Context, r attemptRecord) error {
-	_, err := h.insertAttempt(ctx, h.db, r)
+	_, err := h.history.write(ctx, h, r)
 	return err
 }
 
-func (h *Hub) insertAttempt(ctx context.Context, q db.Querier, r attemptRecord) (string, error) {
+func newEntryID() string { return id.New("dat") }
+
+func (h *Hub) insertAttemptRow(ctx context.Context, q db.Querier, entryID string, r attemptRecord) error {
 	taskID, planID, projectID := taskAndPlan(r.ev)
 	resp := r.result.Response
 	if len(resp) > channel.MaxResponse {
 		resp = resp[:channel.MaxResponse]
 	}
-	entryID := id.New("dat")
 	_, err := q.Exec(ctx, `INSERT INTO delivery_attempts (id, delivery_id, config_id, channel_id, channel_type, event_id, event_type,
 		project_id, task_id, plan_id, status, attempt, request, response, status_code, error, duration_ms, next_attempt_at, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 		entryID, r.args.DeliveryID, r.args.ConfigID, r.args.ChannelID, r.channelType, r.ev.ID, r.ev.EventType,
 		projectID, taskID, planID, r.status, r.attempt, requestJSON(r.result.Request), resp, r.result.StatusCode,
 		r.err, r.duration.Milliseconds(), r.nextAttemptAt, time.Now().UTC())
-	return entryID, err
+	return err
 }
 
 // Filter narrows a history listing.

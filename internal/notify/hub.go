@@ -38,6 +38,8 @@ type Hub struct {
 	deps    channel.Deps
 	opts    Options
 	limiter *limiter
+	cache   *cache
+	history *historyWriter
 	metrics *metrics
 	log     *slog.Logger
 }
@@ -54,7 +56,8 @@ func New(d *db.DB, box *secret.Box, q *queue.Queue, pub *event.Publisher, deps c
 		deps.Now = time.Now
 	}
 	h := &Hub{db: d, box: box, queue: q, pub: pub, deps: deps, opts: opts,
-		limiter: newLimiter(deps.Now), metrics: newMetrics(opts.Registry), log: opts.Log}
+		limiter: newLimiter(deps.Now), cache: newCache(), metrics: newMetrics(opts.Registry), log: opts.Log}
+	h.history = newHistoryWriter(d, h.log)
 	pub.Subscribe(h.route)
 	q.AddQueue(QueueName, opts.Workers)
 	registerWorker(q, h)

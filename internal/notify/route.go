@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/riverqueue/river"
 
@@ -22,38 +23,18 @@ func (h *Hub) route(ctx context.Context, tx db.Tx, ev *event.Envelope) error {
 	if ev.Project != nil {
 		projectID = ev.Project.ID
 	}
-	rows, err := tx.Query(ctx, `SELECT c.id, c.events, ch.id
-		FROM callback_configs c JOIN callback_channels ch ON ch.config_id = c.id
-		WHERE c.enabled AND ch.enabled AND (c.project_id IS NULL OR c.project_id = $1)
-		ORDER BY c.id, ch.position`, projectID)
+	routes, err := h.routesFor(ctx, tx, projectID)
 	if err != nil {
 		return fmt.Errorf("route %s: %w", ev.EventType, err)
 	}
 	var jobs []river.InsertManyParams
-	var lastConfig string
-	var subscribed bool
-	for rows.Next() {
-		var configID, events, channelID string
-		if err := rows.Scan(&configID, &events, &channelID); err != nil {
-			rows.Close()
-			return err
-		}
-		if configID != lastConfig {
-			lastConfig = configID
-			var types []string
-			_ = json.Unmarshal([]byte(events), &types)
-			subscribed = len(types) == 0 || slices.Contains(types, ev.EventType)
-		}
-		if !subscribed {
+	for _, r := range routes {
+		if len(r.events) > 0 && !slices.Contains(r.events, ev.EventType) {
 			continue
 		}
 		jobs = append(jobs, river.InsertManyParams{Args: DeliverArgs{
-			DeliveryID: id.New("dlv"), EventID: ev.ID, ConfigID: configID, ChannelID: channelID,
+			DeliveryID: id.New("dlv"), EventID: ev.ID, ConfigID: r.configID, ChannelID: r.channelID,
 		}})
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	if len(jobs) == 0 {
 		return nil
@@ -61,6 +42,41 @@ func (h *Hub) route(ctx context.Context, tx db.Tx, ev *event.Envelope) error {
 	if _, err := h.queue.InsertManyTx(ctx, tx, jobs); err != nil {
 		return fmt.Errorf("enqueue deliveries of %s: %w", ev.EventType, err)
 	}
+	h.cache.putEvent(ev)
 	h.metrics.routed.Add(float64(len(jobs)))
 	return nil
+}
+
+// routesFor returns the enabled channels that may hear a project's events.
+func (h *Hub) routesFor(ctx context.Context, q db.Querier, projectID string) ([]route, error) {
+	now := time.Now()
+	routes, gen, ok := h.cache.getRoutes(projectID, now)
+	if ok {
+		return routes, nil
+	}
+	rows, err := q.Query(ctx, `SELECT c.id, c.events, ch.id
+		FROM callback_configs c JOIN callback_channels ch ON ch.config_id = c.id
+		WHERE c.enabled AND ch.enabled AND (c.project_id IS NULL OR c.project_id = $1)
+		ORDER BY c.id, ch.position`, projectID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	routes = []route{}
+	for rows.Next() {
+		var r route
+		var events string
+		if err := rows.Scan(&r.configID, &events, &r.channelID); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(events), &r.events); err != nil {
+			return nil, fmt.Errorf("callback configuration %s events are corrupt: %w", r.configID, err)
+		}
+		routes = append(routes, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	h.cache.putRoutes(projectID, gen, routes, now)
+	return routes, nil
 }

@@ -125,7 +125,7 @@ func (h *Hub) testOne(ctx context.Context, c *Config, ch Channel, ev *event.Enve
 			rec.status, rec.err = statusFailed, channel.Classify(err).Error()
 		}
 	}
-	entryID, ierr := h.insertAttempt(context.WithoutCancel(ctx), h.db, rec)
+	entryID, ierr := h.history.write(context.WithoutCancel(ctx), h, rec)
 	if ierr != nil {
 		h.log.Error("record test attempt", "error", ierr)
 	}

@@ -678,3 +678,58 @@ func TestResponseTruncated(t *testing.T) {
 		t.Errorf("error carries the whole body (%d bytes)", len(err.Error()))
 	}
 }
+
+// TestManyDeliveries pushes concurrent deliveries through one receiver
+// with recording off, as the delivery benchmark does, under -race.
+func TestManyDeliveries(t *testing.T) {
+	t.Parallel()
+	const n = 2000
+	rcv := testsupport.NewReceiver(t)
+	rcv.SetRecording(false)
+	s := newSender(t, map[string]any{"url": rcv.URL(), "secret": testSecret, "token": testToken}, deps())
+	ev := sampleEvent()
+	sem := make(chan struct{}, 32)
+	errs := make(chan error, n)
+	for range n {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			if _, err := s.Send(context.Background(), ev); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := rcv.Wait(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	for range cap(sem) { // every sender has returned
+		sem <- struct{}{}
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := len(rcv.Requests()); got != 0 {
+		t.Errorf("%d requests recorded with recording off", got)
+	}
+	if got := rcv.Count(); got != n {
+		t.Errorf("Count() = %d, want %d", got, n)
+	}
+}
+
+func BenchmarkSend(b *testing.B) {
+	rcv := testsupport.NewReceiver(b)
+	rcv.SetRecording(false)
+	s := newSender(b, map[string]any{"url": rcv.URL(), "secret": testSecret, "token": testToken}, deps())
+	ev := sampleEvent()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.Send(context.Background(), ev); err != nil {
+				b.Error(err)
+			}
+		}
+	})
+}
