@@ -2,7 +2,10 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/herald-release/herald/internal/apperr"
 	"github.com/herald-release/herald/internal/identity"
@@ -103,6 +106,10 @@ func (s *Server) createEnvironment(w http.ResponseWriter, r *http.Request, u *id
 }
 
 func (s *Server) listEnvironments(w http.ResponseWriter, r *http.Request, _ *identity.User) error {
+	pp, err := page.Parse(r.URL.Query())
+	if err != nil {
+		return err
+	}
 	envs, err := s.Inventory.ListEnvironments(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
@@ -111,8 +118,22 @@ func (s *Server) listEnvironments(w http.ResponseWriter, r *http.Request, _ *ide
 	for i, e := range envs {
 		masked[i] = e.Masked()
 	}
-	WriteJSON(w, http.StatusOK, page.Page[*inventory.Environment]{Items: masked})
+	WriteJSON(w, http.StatusOK, pageSlice(masked, pp, func(e *inventory.Environment) string { return e.Name }))
 	return nil
+}
+
+// pageSlice pages a short list read whole, by key, with the §2 limit and
+// cursor like the lists paged in SQL.
+func pageSlice[T any](items []T, p page.Params, key func(T) string) page.Page[T] {
+	sorted := slices.Clone(items)
+	slices.SortStableFunc(sorted, func(a, b T) int { return strings.Compare(key(a), key(b)) })
+	if p.After != "" {
+		sorted = slices.DeleteFunc(sorted, func(it T) bool { return key(it) <= p.After })
+	}
+	if len(sorted) > p.Limit+1 {
+		sorted = sorted[:p.Limit+1]
+	}
+	return page.Make(sorted, p, key)
 }
 
 func (s *Server) getEnvironment(w http.ResponseWriter, r *http.Request, _ *identity.User) error {
@@ -153,8 +174,20 @@ func (s *Server) addHosts(w http.ResponseWriter, r *http.Request, u *identity.Us
 	}
 	var hosts []inventory.HostInput
 	if list, ok := raw["hosts"]; ok {
-		if err := json.Unmarshal(list, &hosts); err != nil {
+		// Element by element, so that a type error names its host
+		// ("hosts[3].address"), which encoding/json alone does not.
+		var items []json.RawMessage
+		if err := json.Unmarshal(list, &items); err != nil {
 			return prefixField("hosts", decodeError(err))
+		}
+		hosts = make([]inventory.HostInput, len(items))
+		for i, item := range items {
+			if err := json.Unmarshal(item, &hosts[i]); err != nil {
+				return prefixField(fmt.Sprintf("hosts[%d]", i), decodeError(err))
+			}
+			if err := CheckNUL(&hosts[i]); err != nil {
+				return prefixField(fmt.Sprintf("hosts[%d]", i), err)
+			}
 		}
 	} else {
 		b, _ := json.Marshal(raw)
@@ -162,13 +195,22 @@ func (s *Server) addHosts(w http.ResponseWriter, r *http.Request, u *identity.Us
 		if err := json.Unmarshal(b, &one); err != nil {
 			return decodeError(err)
 		}
+		if err := CheckNUL(&one); err != nil {
+			return err
+		}
 		hosts = []inventory.HostInput{one}
 	}
+	_, many := raw["hosts"]
 	out, err := s.Inventory.AddHosts(r.Context(), Actor(u), r.PathValue("id"), r.PathValue("env"), hosts)
 	if err != nil {
+		if !many {
+			// The client sent one host, not a "hosts" list: name its
+			// fields as it sent them ("name", not "hosts[0].name").
+			return unprefixField("hosts[0]", err)
+		}
 		return err
 	}
-	if _, many := raw["hosts"]; many {
+	if many {
 		WriteJSON(w, http.StatusCreated, page.Page[*inventory.Host]{Items: out})
 	} else {
 		WriteJSON(w, http.StatusCreated, out[0])
@@ -192,6 +234,27 @@ func prefixField(prefix string, err error) error {
 		}
 	}
 	e.Message = e.Details[0].Field + ": " + e.Details[0].Message
+	return e
+}
+
+// unprefixField removes prefix from the fields of a validation error.
+func unprefixField(prefix string, err error) error {
+	e := apperr.From(err)
+	if e == nil || len(e.Details) == 0 {
+		return err
+	}
+	for i := range e.Details {
+		f := e.Details[i].Field
+		switch {
+		case f == prefix:
+			e.Details[i].Field = "body"
+		case strings.HasPrefix(f, prefix+"."):
+			e.Details[i].Field = f[len(prefix)+1:]
+		}
+	}
+	if len(e.Details) == 1 {
+		e.Message = e.Details[0].Field + ": " + e.Details[0].Message
+	}
 	return e
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"strings"
 
 	"github.com/herald-release/herald/internal/apperr"
 	"github.com/herald-release/herald/internal/duration"
@@ -64,9 +65,88 @@ func Decode(r *http.Request, dst any) error {
 		if _, err := dec.Token(); err != io.EOF {
 			return apperr.BadRequest("invalid_json", "the body has data after its JSON value")
 		}
-		return nil
+		return CheckNUL(dst)
 	}
 	return decodeError(err)
+}
+
+// CheckNUL refuses a decoded body with a NUL character ("\u0000") in any
+// string or map key: PostgreSQL cannot store one in text, so it would
+// otherwise end as a 500 there, and be kept silently by SQLite.
+func CheckNUL(v any) error {
+	if field := nulField(reflect.ValueOf(v), ""); field != "" {
+		return apperr.Field(field, "must not contain NUL characters")
+	}
+	return nil
+}
+
+func nulField(v reflect.Value, path string) string {
+	join := func(name string) string {
+		if path == "" {
+			return name
+		}
+		return path + "." + name
+	}
+	here := path
+	if here == "" {
+		here = "body"
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return nulField(v.Elem(), path)
+		}
+	case reflect.String:
+		if strings.IndexByte(v.String(), 0) >= 0 {
+			return here
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" {
+				continue
+			}
+			sub := path
+			if !f.Anonymous || name != "" {
+				if name == "" {
+					name = f.Name
+				}
+				sub = join(name)
+			}
+			if field := nulField(v.Field(i), sub); field != "" {
+				return field
+			}
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			k := iter.Key()
+			if k.Kind() != reflect.String {
+				continue
+			}
+			if strings.IndexByte(k.String(), 0) >= 0 {
+				return here
+			}
+			if field := nulField(iter.Value(), join(k.String())); field != "" {
+				return field
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return "" // raw JSON or bytes: decoded (and checked) later
+		}
+		for i := range v.Len() {
+			if field := nulField(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); field != "" {
+				return field
+			}
+		}
+	}
+	return ""
 }
 
 func decodeError(err error) error {

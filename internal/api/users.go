@@ -98,6 +98,10 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, u *identity.
 	if err := selfOrAdmin(u, userID); err != nil {
 		return err
 	}
+	pp, err := page.Parse(r.URL.Query())
+	if err != nil {
+		return err
+	}
 	if _, err := s.Identity.GetUser(r.Context(), userID); err != nil {
 		return err
 	}
@@ -105,7 +109,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, u *identity.
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, page.Page[*identity.Token]{Items: ts})
+	WriteJSON(w, http.StatusOK, pageSlice(ts, pp, func(t *identity.Token) string { return t.ID }))
 	return nil
 }
 

@@ -113,7 +113,7 @@ func (s *Store) CreateUser(ctx context.Context, q db.Querier, n NewUser) (*User,
 		}
 		hash = string(b)
 	}
-	now := s.now().UTC()
+	now := s.now().UTC().Truncate(time.Microsecond)
 	u := &User{ID: id.New("usr"), Name: strings.TrimSpace(n.Name), Email: n.Email, Role: n.Role, CreatedAt: now}
 	_, err := q.Exec(ctx, `INSERT INTO users (id, name, email, role, password_hash, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $6)`, u.ID, u.Name, u.Email, u.Role, hash, now)
@@ -232,7 +232,7 @@ func (s *Store) CreateToken(ctx context.Context, q db.Querier, userID, name, fix
 	if secret == "" {
 		secret = randomSecret(TokenPrefix)
 	}
-	t := &Token{ID: id.New("tok"), UserID: userID, Name: strings.TrimSpace(name), CreatedAt: s.now().UTC()}
+	t := &Token{ID: id.New("tok"), UserID: userID, Name: strings.TrimSpace(name), CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
 	_, err := q.Exec(ctx, `INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
 		t.ID, t.UserID, t.Name, Hash(secret), t.CreatedAt)
 	if errors.Is(err, db.ErrForeignKey) {
@@ -275,7 +275,7 @@ func (s *Store) ListTokens(ctx context.Context, userID string) ([]*Token, error)
 
 // RevokeToken makes a token unusable; revoking twice is harmless.
 func (s *Store) RevokeToken(ctx context.Context, tokenID string) error {
-	n, err := s.db.Exec(ctx, `UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, s.now().UTC(), tokenID)
+	n, err := s.db.Exec(ctx, `UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, s.now().UTC().Truncate(time.Microsecond), tokenID)
 	if err != nil {
 		return err
 	}
@@ -307,7 +307,7 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (*User, error) 
 	}
 	// Record use at most once a minute: a write per request would make
 	// every read a write.
-	now := s.now().UTC()
+	now := s.now().UTC().Truncate(time.Microsecond)
 	if lastUsed == nil || now.Sub(*lastUsed) > time.Minute {
 		_, _ = s.db.Exec(ctx, `UPDATE api_tokens SET last_used_at = $1 WHERE id = $2`, now, tokenID)
 	}
@@ -328,7 +328,7 @@ const SessionTTL = 12 * time.Hour
 func (s *Store) CreateSession(ctx context.Context, userID string) (string, *Session, error) {
 	sid := randomSecret("")
 	csrf := randomSecret("")
-	now := s.now().UTC()
+	now := s.now().UTC().Truncate(time.Microsecond)
 	exp := now.Add(SessionTTL)
 	_, err := s.db.Exec(ctx, `INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
 		Hash(sid), userID, csrf, now, exp)
