@@ -27,6 +27,7 @@ import (
 	"github.com/herald-release/herald/internal/inventory"
 	"github.com/herald-release/herald/internal/notify"
 	"github.com/herald-release/herald/internal/queue"
+	"github.com/herald-release/herald/internal/release/engine"
 	"github.com/herald-release/herald/internal/secret"
 )
 
@@ -42,6 +43,7 @@ type App struct {
 	Inventory *inventory.Service
 	Queue     *queue.Queue
 	Notify    *notify.Hub
+	Release   *engine.Engine
 	API       *api.Server
 	Registry  *prometheus.Registry
 

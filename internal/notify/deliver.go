@@ -148,8 +148,13 @@ func (h *Hub) attempt(ctx context.Context, a DeliverArgs, mayHaveHistory bool) e
 		rec.status, rec.err = statusFailed, "the channel's configuration cannot be used: "+err.Error()
 		return h.record(ctx, rec)
 	}
+	if wait := h.breaker.acquire(t.channel.ID); wait > 0 {
+		h.metrics.attempts.WithLabelValues(t.channel.Type, "circuit_open").Inc()
+		return river.JobSnooze(wait)
+	}
 	key, limits := sender.RateLimits()
 	if wait := h.limiter.reserve(key, limits); wait > 0 {
+		h.breaker.release(t.channel.ID, false)
 		h.metrics.attempts.WithLabelValues(t.channel.Type, "rate_limited").Inc()
 		return river.JobSnooze(wait)
 	}
@@ -162,6 +167,9 @@ func (h *Hub) attempt(ctx context.Context, a DeliverArgs, mayHaveHistory bool) e
 	start := time.Now()
 	res, sendErr := sender.Send(actx, ev)
 	cancel()
+	// No status code means the endpoint never answered: a network error
+	// or a timeout, what the breaker counts.
+	h.breaker.release(t.channel.ID, sendErr != nil && res.StatusCode == 0)
 	rec.duration = time.Since(start)
 	rec.result = res
 	h.metrics.duration.WithLabelValues(t.channel.Type).Observe(rec.duration.Seconds())

@@ -38,6 +38,7 @@ type Hub struct {
 	deps    channel.Deps
 	opts    Options
 	limiter *limiter
+	breaker *breaker
 	cache   *cache
 	history *historyWriter
 	metrics *metrics
@@ -56,7 +57,7 @@ func New(d *db.DB, box *secret.Box, q *queue.Queue, pub *event.Publisher, deps c
 		deps.Now = time.Now
 	}
 	h := &Hub{db: d, box: box, queue: q, pub: pub, deps: deps, opts: opts,
-		limiter: newLimiter(deps.Now), cache: newCache(), metrics: newMetrics(opts.Registry), log: opts.Log}
+		limiter: newLimiter(deps.Now), breaker: newBreaker(opts.Workers, deps.Now), cache: newCache(), metrics: newMetrics(opts.Registry), log: opts.Log}
 	h.history = newHistoryWriter(d, h.log)
 	pub.Subscribe(h.route)
 	q.AddQueue(QueueName, opts.Workers)

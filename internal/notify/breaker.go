@@ -1,0 +1,90 @@
+package notify
+
+import (
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// breaker keeps one broken endpoint from taking every delivery worker. A
+// channel may have at most perTarget attempts in flight; after
+// tripAfter consecutive network failures or timeouts its circuit opens
+// and its deliveries wait (snoozed, not attempted, not counted) until the
+// circuit closes again. A hanging endpoint so costs at most perTarget
+// workers, and only until it trips.
+type breaker struct {
+	mu        sync.Mutex
+	now       func() time.Time
+	perTarget int
+	targets   map[string]*targetState
+}
+
+type targetState struct {
+	inFlight  int
+	failures  int // consecutive network failures and timeouts
+	openUntil time.Time
+	opened    int // how many times in a row the circuit opened: the cooldown doubles
+}
+
+const (
+	tripAfter    = 5
+	baseCooldown = 15 * time.Second
+	maxCooldown  = 5 * time.Minute
+)
+
+func newBreaker(workers int, now func() time.Time) *breaker {
+	return &breaker{now: now, perTarget: max(4, workers/8), targets: map[string]*targetState{}}
+}
+
+// acquire returns 0 when an attempt may start now (and must be released),
+// or how long to wait.
+func (b *breaker) acquire(key string) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.targets[key]
+	if s == nil {
+		s = &targetState{}
+		b.targets[key] = s
+	}
+	now := b.now()
+	if now.Before(s.openUntil) {
+		return jitter(s.openUntil.Sub(now))
+	}
+	if s.inFlight >= b.perTarget {
+		return jitter(500 * time.Millisecond)
+	}
+	s.inFlight++
+	return 0
+}
+
+// release ends an attempt; unreachable tells that it failed without an
+// answer from the endpoint (network error, timeout).
+func (b *breaker) release(key string, unreachable bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.targets[key]
+	if s == nil {
+		return
+	}
+	s.inFlight--
+	if !unreachable {
+		s.failures, s.opened = 0, 0
+		if s.inFlight == 0 {
+			delete(b.targets, key)
+		}
+		return
+	}
+	s.failures++
+	if s.failures >= tripAfter {
+		cooldown := min(baseCooldown<<min(s.opened, 5), maxCooldown)
+		s.openUntil = b.now().Add(cooldown)
+		s.opened++
+		s.failures = 0
+	}
+}
+
+// jitter spreads waits by ±20% so that snoozed deliveries do not return
+// all at once.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
