@@ -102,7 +102,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 
 	// Each domain wires itself in its own file: its services, workers and
 	// subscribers before the queue is built, its routes after the API is.
-	for _, wire := range []func(context.Context) error{a.wireNotify, a.wireRelease} {
+	for _, wire := range []func(context.Context) error{a.wireNotify, a.wireRelease, a.wirePlan} {
 		if err := wire(ctx); err != nil {
 			a.DB.Close()
 			return nil, err
@@ -116,6 +116,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		Log: log, Version: buildinfo.Version})
 	a.routeNotify()
 	a.routeRelease()
+	a.routePlan()
 	a.routeConsole()
 	return a, nil
 }
