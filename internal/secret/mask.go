@@ -9,35 +9,49 @@ import (
 // Masked is what responses show instead of a secret.
 const Masked = "******"
 
-// tokenParams are query parameters that carry a robot's credential.
-var tokenParams = []string{"access_token", "key", "token", "sign", "secret"}
+// secretParams are query parameters that carry a credential: robot tokens
+// (access_token, key), signatures that are valid for an hour, and the
+// WeCom corpsecret.
+var secretParams = map[string]bool{
+	"access_token": true, "key": true, "token": true,
+	"sign": true, "secret": true, "corpsecret": true,
+}
 
-// MaskURL hides the credential part of a webhook URL: token query values,
-// the user info, and the hook id of Feishu-style /hook/{id} paths.
+// MaskURL hides the credential part of a robot URL, keeping the rest
+// readable for history: the values of access_token, key, token, sign,
+// secret and corpsecret, user info, and the hook id of Feishu's
+// /hook/{uuid}. A URL that does not parse is masked whole.
 func MaskURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
 		return Masked
 	}
-	if u.User != nil {
-		u.User = url.User(Masked)
-	}
-	q := u.Query()
-	changed := false
-	for _, p := range tokenParams {
-		if q.Has(p) {
-			q.Set(p, Masked)
-			changed = true
+	hadUser := u.User != nil
+	u.User = nil
+	if u.RawQuery != "" {
+		// Rewritten in place rather than re-encoded, so the order as sent
+		// (timestamp before sign) stays.
+		parts := strings.Split(u.RawQuery, "&")
+		for i, p := range parts {
+			k, _, _ := strings.Cut(p, "=")
+			name, err := url.QueryUnescape(k)
+			if err != nil || secretParams[strings.ToLower(name)] {
+				parts[i] = k + "=" + Masked
+			}
 		}
-	}
-	if changed {
-		u.RawQuery = strings.ReplaceAll(q.Encode(), url.QueryEscape(Masked), Masked)
+		u.RawQuery = strings.Join(parts, "&")
 	}
 	if i := strings.Index(u.Path, "/hook/"); i >= 0 {
 		u.Path = u.Path[:i] + "/hook/" + Masked
 		u.RawPath = u.Path // '*' is valid in a path; keep it readable
 	}
-	return u.String()
+	u.Fragment, u.RawFragment = "", ""
+	out := u.String()
+	if hadUser {
+		// url.User would escape the asterisks.
+		out = strings.Replace(out, "://", "://"+Masked+"@", 1)
+	}
+	return out
 }
 
 // IsMasked tells whether a value sent back by a client is the mask, meaning

@@ -69,8 +69,8 @@ func TestMaskURL(t *testing.T) {
 	cases := map[string]string{
 		"https://oapi.dingtalk.com/robot/send?access_token=abc123":         "https://oapi.dingtalk.com/robot/send?access_token=******",
 		"https://open.feishu.cn/open-apis/bot/v2/hook/1234-uuid":           "https://open.feishu.cn/open-apis/bot/v2/hook/******",
-		"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KKK&debug=1": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?debug=1&key=******",
-		"https://user:pw@example.com/x":                                    "https://%2A%2A%2A%2A%2A%2A@example.com/x",
+		"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KKK&debug=1": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=******&debug=1",
+		"https://user:pw@example.com/x":                                    "https://******@example.com/x",
 		"::not a url":                                                      Masked,
 	}
 	for in, want := range cases {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/herald-release/herald/internal/secret"
 	"io"
 	"net/http"
 	"net/url"
@@ -236,50 +237,8 @@ func NowFunc(deps Deps) func() time.Time {
 	return time.Now
 }
 
-// secretParams are query parameters that carry a credential: robot tokens
-// (access_token, key), signatures that are valid for an hour, and the
-// WeCom corpsecret.
-var secretParams = map[string]bool{
-	"access_token": true, "key": true, "token": true,
-	"sign": true, "secret": true, "corpsecret": true,
-}
-
-// MaskURL hides the credential part of a robot URL, keeping the rest
-// readable for history: the values of access_token, key, token, sign,
-// secret and corpsecret, user info, and the hook id of Feishu's
-// /hook/{uuid}. A URL that does not parse is masked whole.
-func MaskURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return Masked
-	}
-	hadUser := u.User != nil
-	u.User = nil
-	if u.RawQuery != "" {
-		// Rewritten in place rather than re-encoded, so the order as sent
-		// (timestamp before sign) stays.
-		parts := strings.Split(u.RawQuery, "&")
-		for i, p := range parts {
-			k, _, _ := strings.Cut(p, "=")
-			name, err := url.QueryUnescape(k)
-			if err != nil || secretParams[strings.ToLower(name)] {
-				parts[i] = k + "=" + Masked
-			}
-		}
-		u.RawQuery = strings.Join(parts, "&")
-	}
-	if i := strings.Index(u.Path, "/hook/"); i >= 0 {
-		u.Path = u.Path[:i] + "/hook/" + Masked
-		u.RawPath = u.Path // '*' is valid in a path; keep it readable
-	}
-	u.Fragment, u.RawFragment = "", ""
-	out := u.String()
-	if hadUser {
-		// url.User would escape the asterisks.
-		out = strings.Replace(out, "://", "://"+Masked+"@", 1)
-	}
-	return out
-}
+// MaskURL hides the credential part of a robot URL; see secret.MaskURL.
+func MaskURL(raw string) string { return secret.MaskURL(raw) }
 
 // MaskHeaders copies headers for the record, masking credentials: any
 // header whose name speaks of a token, secret, key, password, cookie or
