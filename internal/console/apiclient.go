@@ -145,6 +145,39 @@ type list[T any] struct {
 	NextCursor string `json:"next_cursor"`
 }
 
+// next links to the console page after this one, with the same filter;
+// "" on the last page.
+func (l list[T]) next(page string, filter url.Values) string {
+	if l.NextCursor == "" {
+		return ""
+	}
+	return page + "?" + withCursor(filter, l.NextCursor).Encode()
+}
+
+// filterOf reads a list page's filter inputs: the keys, trimmed, the empty
+// ones left out.
+func filterOf(in url.Values, keys ...string) url.Values {
+	filter := url.Values{}
+	for _, k := range keys {
+		if v := strings.TrimSpace(in.Get(k)); v != "" {
+			filter.Set(k, v)
+		}
+	}
+	return filter
+}
+
+// withCursor is a copy of filter with the page's cursor, if any.
+func withCursor(filter url.Values, cursor string) url.Values {
+	v := url.Values{}
+	for k, vals := range filter {
+		v[k] = vals
+	}
+	if cursor != "" {
+		v.Set("cursor", cursor)
+	}
+	return v
+}
+
 // withQuery adds non-empty parameters to path.
 func withQuery(path string, kv ...string) string {
 	v := url.Values{}

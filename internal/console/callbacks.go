@@ -9,6 +9,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/herald-release/herald/internal/inventory"
+	"github.com/herald-release/herald/internal/notify"
 )
 
 const callbacksAPI = "/api/v1/release/callbacks"
@@ -129,12 +132,14 @@ func readCBForm(v url.Values) cbForm {
 }
 
 // fromConfig turns a stored configuration into the form.
-func fromConfig(c *callbackConfig) cbForm {
+func fromConfig(c *notify.Config) cbForm {
 	f := cbForm{ProjectID: c.ProjectID, Name: c.Name, Enabled: c.Enabled, Events: c.Events}
 	for _, ch := range c.Channels {
 		x := cbChannel{ID: ch.ID, Type: ch.Type, Enabled: ch.Enabled, Values: map[string]string{}, Note: ch.DisabledReason}
+		var cfg map[string]any
+		_ = json.Unmarshal(ch.Config, &cfg)
 		for _, fd := range channelFields[ch.Type] {
-			v, ok := ch.Config[fd.Name]
+			v, ok := cfg[fd.Name]
 			if !ok {
 				continue
 			}
@@ -148,7 +153,7 @@ func fromConfig(c *callbackConfig) cbForm {
 		}
 		if ch.Type == "wechat" {
 			x.Mode = "robot"
-			if _, ok := ch.Config["corp_id"]; ok {
+			if _, ok := cfg["corp_id"]; ok {
 				x.Mode = "app"
 			}
 		}
@@ -258,13 +263,13 @@ type eventGroup struct {
 }
 
 type callbackFormData struct {
-	Config     *callbackConfig // nil when new
-	Project    *project
+	Config     *notify.Config // nil when new
+	Project    *inventory.Project
 	Channels   []channelView
 	Types      []string
 	EventGroup []eventGroup
-	Results    *testReport
-	History    []historyEntry
+	Results    *notify.TestReport
+	History    []notify.Entry
 }
 
 func (c *Console) eventGroups() []eventGroup {
@@ -282,10 +287,10 @@ func (c *Console) eventGroups() []eventGroup {
 	return groups
 }
 
-func (q *request) renderCallbackForm(status int, f *Form, cf cbForm, cfg *callbackConfig, results *testReport) error {
+func (q *request) renderCallbackForm(status int, f *Form, cf cbForm, cfg *notify.Config, results *notify.TestReport) error {
 	d := callbackFormData{Config: cfg, Types: q.c.channelTypes(), EventGroup: q.c.eventGroups(), Results: results}
 	if cf.ProjectID != "" {
-		var p project
+		var p inventory.Project
 		if err := q.get(projectAPI(cf.ProjectID), &p); err != nil {
 			return err
 		}
@@ -295,7 +300,7 @@ func (q *request) renderCallbackForm(status int, f *Form, cf cbForm, cfg *callba
 		d.Channels = append(d.Channels, channelView{Prefix: chPrefix(i), Index: i, Type: ch.Type, Fields: channelFields[ch.Type], Note: ch.Note})
 	}
 	if cfg != nil {
-		var h list[historyEntry]
+		var h list[notify.Entry]
 		if err := q.get(withQuery(callbacksAPI+"/"+url.PathEscape(cfg.ID)+"/history", "limit", "10"), &h); err != nil {
 			return err
 		}
@@ -312,13 +317,13 @@ func (q *request) renderCallbackForm(status int, f *Form, cf cbForm, cfg *callba
 }
 
 type callbacksData struct {
-	Project *project
-	Configs []callbackConfig
+	Project *inventory.Project
+	Configs []notify.Config
 	Names   map[string]string
 }
 
 func (c *Console) callbacks(q *request) error {
-	var l list[callbackConfig]
+	var l list[notify.Config]
 	if err := q.get(callbacksAPI, &l); err != nil {
 		return err
 	}
@@ -329,11 +334,11 @@ func (c *Console) callbacks(q *request) error {
 
 func (c *Console) projectCallbacks(q *request) error {
 	id := q.r.PathValue("id")
-	var p project
+	var p inventory.Project
 	if err := q.get(projectAPI(id), &p); err != nil {
 		return err
 	}
-	var l list[callbackConfig]
+	var l list[notify.Config]
 	if err := q.get(projectAPI(id, "callbacks"), &l); err != nil {
 		return err
 	}
@@ -344,7 +349,7 @@ func (c *Console) projectCallbacks(q *request) error {
 
 // projectNames maps project ids to names, for lists that show ids.
 func (q *request) projectNames() map[string]string {
-	var l list[project]
+	var l list[inventory.Project]
 	out := map[string]string{}
 	if q.get(withQuery(projectsAPI, "limit", "500"), &l) == nil {
 		for _, p := range l.Items {
@@ -373,8 +378,8 @@ func newChannel(t string) cbChannel {
 	return ch
 }
 
-func (q *request) getConfig(id string) (*callbackConfig, error) {
-	var cfg callbackConfig
+func (q *request) getConfig(id string) (*notify.Config, error) {
+	var cfg notify.Config
 	if err := q.get(callbacksAPI+"/"+url.PathEscape(id), &cfg); err != nil {
 		return nil, err
 	}
@@ -394,7 +399,7 @@ func (c *Console) editCallback(q *request) error {
 func (c *Console) saveCallback(q *request) error {
 	v := q.r.PostForm
 	id := q.r.PathValue("id")
-	var cfg *callbackConfig
+	var cfg *notify.Config
 	if id != "" {
 		var err error
 		if cfg, err = q.getConfig(id); err != nil {
@@ -424,7 +429,7 @@ func (c *Console) saveCallback(q *request) error {
 		f.Message = q.lang.T("form.fix")
 		return q.renderCallbackForm(http.StatusUnprocessableEntity, f, cf, cfg, nil)
 	}
-	var saved callbackConfig
+	var saved notify.Config
 	var err error
 	switch {
 	case cfg != nil:
@@ -468,7 +473,7 @@ func (c *Console) testCallback(q *request) error {
 	if err != nil {
 		return err
 	}
-	var rep testReport
+	var rep notify.TestReport
 	if err := q.api(http.MethodPost, callbacksAPI+"/"+url.PathEscape(cfg.ID)+"/test", map[string]any{}, &rep); err != nil {
 		return err
 	}
@@ -494,10 +499,10 @@ func (c *Console) deleteCallback(q *request) error {
 // ---- delivery history ----
 
 type historyData struct {
-	Entries  []historyEntry
+	Entries  []notify.Entry
 	Next     string
-	Projects []project
-	Configs  []callbackConfig
+	Projects []inventory.Project
+	Configs  []notify.Config
 	Types    []string
 	Events   []string
 	Filter   url.Values
@@ -509,19 +514,11 @@ var historyFilters = []string{"project_id", "task_id", "plan_id", "config_id", "
 
 func (c *Console) history(q *request) error {
 	in := q.r.URL.Query()
-	filter := url.Values{}
-	for _, k := range historyFilters {
-		if v := strings.TrimSpace(in.Get(k)); v != "" {
-			filter.Set(k, v)
-		}
-	}
+	filter := filterOf(in, historyFilters...)
 	// The contract's routes: a configuration's or a task's deliveries have
 	// their own; the rest filter the whole history.
 	path := callbacksAPI + "/history"
-	params := url.Values{}
-	for k, v := range filter {
-		params[k] = v
-	}
+	params := withCursor(filter, in.Get("cursor"))
 	switch {
 	case filter.Get("config_id") != "":
 		path = callbacksAPI + "/" + url.PathEscape(filter.Get("config_id")) + "/history"
@@ -530,30 +527,19 @@ func (c *Console) history(q *request) error {
 		path = tasksAPI + "/" + url.PathEscape(filter.Get("task_id")) + "/callbacks"
 		params.Del("task_id")
 	}
-	if cur := in.Get("cursor"); cur != "" {
-		params.Set("cursor", cur)
-	}
 	if len(params) > 0 {
 		path += "?" + params.Encode()
 	}
 	d := historyData{Types: c.channelTypes(), Events: c.deps.EventTypes, Filter: filter, CfgNames: map[string]string{}}
-	var l list[historyEntry]
+	var l list[notify.Entry]
 	f := &Form{Name: "filter"}
 	if err := q.get(path, &l); err != nil {
 		if err := f.failed(err); err != nil {
 			return err
 		}
 	}
-	d.Entries = l.Items
-	if l.NextCursor != "" {
-		next := url.Values{}
-		for k, v := range filter {
-			next[k] = v
-		}
-		next.Set("cursor", l.NextCursor)
-		d.Next = "/history?" + next.Encode()
-	}
-	var projects list[project]
+	d.Entries, d.Next = l.Items, l.next("/history", filter)
+	var projects list[inventory.Project]
 	if err := q.get(withQuery(projectsAPI, "limit", "500"), &projects); err != nil {
 		return err
 	}
@@ -562,7 +548,7 @@ func (c *Console) history(q *request) error {
 	for _, p := range projects.Items {
 		d.Names[p.ID] = p.Name
 	}
-	var cfgs list[callbackConfig]
+	var cfgs list[notify.Config]
 	if err := q.get(callbacksAPI, &cfgs); err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/herald-release/herald/internal/duration"
 )
 
 // Form is a form's values and the errors the API found in them. Input
@@ -137,6 +139,11 @@ func toString(v any) string {
 		return strings.Join(parts, ", ")
 	case []string:
 		return strings.Join(x, ", ")
+	case duration.Duration:
+		if x == 0 {
+			return ""
+		}
+		return x.String()
 	case nil:
 		return ""
 	}

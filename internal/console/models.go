@@ -1,216 +1,56 @@
 package console
 
 import (
-	"encoding/json"
-	"time"
+	"github.com/herald-release/herald/internal/release/engine"
+	"github.com/herald-release/herald/internal/release/executor"
 )
 
-// The API's objects as the console reads them (CONTRACT §3–§8). The
-// console keeps its own copies of the shapes so that it depends on the
-// public contract only, not on the domain packages' Go types.
+// The console decodes the API's answers (CONTRACT §3–§8) into the domain
+// packages' own types, which are the API's JSON shapes: identity.User and
+// identity.Token, inventory.Project, Environment, Host and Version,
+// notify.Config, Entry and TestReport, engine.Task. The types below are
+// only what the pages add to them.
 
-type user struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Email     string    `json:"email"`
-	Role      string    `json:"role"`
-	CreatedAt time.Time `json:"created_at"`
+// newToken is the answer to creating a token: the secret, shown once.
+type newToken struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Token string `json:"token"`
 }
 
-type token struct {
-	ID         string     `json:"id"`
-	UserID     string     `json:"user_id"`
-	Name       string     `json:"name"`
-	Token      string     `json:"token"`
-	CreatedAt  time.Time  `json:"created_at"`
-	LastUsedAt *time.Time `json:"last_used_at"`
-	RevokedAt  *time.Time `json:"revoked_at"`
+// executorInput is the executor as the environment form sends it: the
+// timeout goes to the API as typed, so that the API judges it and names
+// the field when it is not a duration.
+type executorInput struct {
+	executor.Spec
+	Timeout string `json:"timeout,omitempty"`
 }
 
-type project struct {
-	ID          string    `json:"id"`
-	Name        string    `json:"name"`
-	Description string    `json:"description"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
-}
-
-type executorSpec struct {
-	Type       string            `json:"type"`
-	Script     string            `json:"script"`
-	Timeout    string            `json:"timeout,omitempty"`
-	Env        map[string]string `json:"env,omitempty"`
-	User       string            `json:"user,omitempty"`
-	Port       int               `json:"port,omitempty"`
-	PrivateKey string            `json:"private_key,omitempty"`
-	KnownHosts string            `json:"known_hosts,omitempty"`
-}
-
-type environment struct {
-	ProjectID   string       `json:"project_id"`
-	Name        string       `json:"name"`
-	Production  bool         `json:"production"`
-	Description string       `json:"description"`
-	Executor    executorSpec `json:"executor"`
-	LiveGroup   string       `json:"live_group"`
-	CreatedAt   time.Time    `json:"created_at"`
-	UpdatedAt   time.Time    `json:"updated_at"`
-}
-
-type host struct {
-	Name      string            `json:"name"`
-	Address   string            `json:"address"`
-	Labels    map[string]string `json:"labels"`
-	CreatedAt time.Time         `json:"created_at"`
-}
-
-type version struct {
-	ID          string         `json:"id"`
-	ProjectID   string         `json:"project_id"`
-	Name        string         `json:"name"`
-	Description string         `json:"description"`
-	Artifact    string         `json:"artifact"`
-	Metadata    map[string]any `json:"metadata"`
-	CreatedBy   string         `json:"created_by"`
-	CreatedAt   time.Time      `json:"created_at"`
-}
-
-type callbackConfig struct {
-	ID        string            `json:"id"`
-	ProjectID string            `json:"project_id"`
-	Name      string            `json:"name"`
-	Enabled   bool              `json:"enabled"`
-	Channels  []callbackChannel `json:"channels"`
-	Events    []string          `json:"events"`
-	CreatedAt time.Time         `json:"created_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
-}
-
-type callbackChannel struct {
-	ID             string         `json:"id,omitempty"`
-	Type           string         `json:"type"`
-	Enabled        bool           `json:"enabled"`
-	Config         map[string]any `json:"config"`
-	DisabledReason string         `json:"disabled_reason,omitempty"`
-}
-
-type historyEntry struct {
-	ID            string          `json:"id"`
-	DeliveryID    string          `json:"delivery_id"`
-	ConfigID      string          `json:"config_id"`
-	ChannelID     string          `json:"channel_id"`
-	EventID       string          `json:"event_id"`
-	TaskID        string          `json:"task_id"`
-	PlanID        string          `json:"plan_id"`
-	ProjectID     string          `json:"project_id"`
-	EventType     string          `json:"event_type"`
-	ChannelType   string          `json:"channel_type"`
-	Status        string          `json:"status"`
-	Attempt       int             `json:"attempt"`
-	Request       json.RawMessage `json:"request"`
-	Response      string          `json:"response"`
-	StatusCode    int             `json:"status_code"`
-	Error         string          `json:"error"`
-	DurationMS    int64           `json:"duration_ms"`
-	NextAttemptAt *time.Time      `json:"next_attempt_at"`
-	CreatedAt     time.Time       `json:"created_at"`
-}
-
-type testResult struct {
-	ChannelID   string `json:"channel_id"`
-	ChannelType string `json:"channel_type"`
-	Status      string `json:"status"`
-	StatusCode  int    `json:"status_code"`
-	Error       string `json:"error"`
-	DurationMS  int64  `json:"duration_ms"`
-	HistoryID   string `json:"history_id"`
-}
-
-type testReport struct {
-	EventID string       `json:"event_id"`
-	Results []testResult `json:"results"`
-}
-
-type taskCounts struct {
-	Total     int `json:"total"`
-	Canary    int `json:"canary"`
-	Completed int `json:"completed"`
-	Failed    int `json:"failed"`
-}
-
-type taskHost struct {
-	Name       string     `json:"name"`
-	Address    string     `json:"address"`
-	Group      string     `json:"group"`
-	Canary     bool       `json:"canary"`
-	Status     string     `json:"status"`
-	Batch      int        `json:"batch"`
-	Phase      string     `json:"phase"`
-	StartedAt  *time.Time `json:"started_at"`
-	FinishedAt *time.Time `json:"finished_at"`
-	ExitCode   *int       `json:"exit_code"`
-	Error      string     `json:"error"`
-}
-
-type taskBatch struct {
-	Number     int        `json:"number"`
-	Phase      string     `json:"phase"`
-	Status     string     `json:"status"`
-	Hosts      []string   `json:"hosts"`
-	StartedAt  *time.Time `json:"started_at"`
-	FinishedAt *time.Time `json:"finished_at"`
-}
-
-type task struct {
-	ID             string      `json:"id"`
-	ProjectID      string      `json:"project_id"`
-	Environment    string      `json:"environment"`
-	VersionID      string      `json:"version_id"`
-	Version        string      `json:"version"`
-	Type           string      `json:"type"`
-	Strategy       string      `json:"strategy"`
-	Status         string      `json:"status"`
-	Phase          string      `json:"phase"`
-	TargetGroup    string      `json:"target_group"`
-	AutoPromoteAt  *time.Time  `json:"auto_promote_at"`
-	Error          string      `json:"error"`
-	RollbackOf     string      `json:"rollback_of"`
-	RollbackTaskID string      `json:"rollback_task_id"`
-	Counts         taskCounts  `json:"counts"`
-	Hosts          []taskHost  `json:"hosts"`
-	Batches        []taskBatch `json:"batches"`
-	CreatedBy      struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
-	} `json:"created_by"`
-	CreatedAt  time.Time  `json:"created_at"`
-	StartedAt  *time.Time `json:"started_at"`
-	FinishedAt *time.Time `json:"finished_at"`
-	Duration   string     `json:"duration"`
+// taskView is a task as its page shows it.
+type taskView struct {
+	engine.Task
 }
 
 // Active tells whether the task may still change.
-func (t task) Active() bool {
-	return t.Status == "pending" || t.Status == "running" || t.Status == "paused"
-}
+func (t taskView) Active() bool { return engine.Active(t.Status) }
 
 // batchView is a batch with its hosts, for the task page.
 type batchView struct {
-	taskBatch
-	HostRows []taskHost
+	engine.Batch
+	HostRows []engine.Host
 }
 
 // BatchViews groups the task's hosts by batch, in batch order; hosts the
 // batches do not list (before the engine has planned them) come last.
-func (t task) BatchViews() []batchView {
-	byName := map[string]taskHost{}
+func (t taskView) BatchViews() []batchView {
+	byName := map[string]engine.Host{}
 	for _, h := range t.Hosts {
 		byName[h.Name] = h
 	}
 	seen := map[string]bool{}
 	var out []batchView
 	for _, b := range t.Batches {
-		bv := batchView{taskBatch: b}
+		bv := batchView{Batch: b}
 		for _, n := range b.Hosts {
 			if h, ok := byName[n]; ok {
 				bv.HostRows = append(bv.HostRows, h)
@@ -219,7 +59,7 @@ func (t task) BatchViews() []batchView {
 		}
 		out = append(out, bv)
 	}
-	var rest []taskHost
+	var rest []engine.Host
 	for _, h := range t.Hosts {
 		if !seen[h.Name] {
 			rest = append(rest, h)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/herald-release/herald/internal/identity"
 )
 
 // Release plans (CONTRACT §7). The pages read the plan as the contract
@@ -99,13 +101,13 @@ type plansData struct {
 	Missing bool
 	Plans   []plan
 	Next    string
-	Users   []user
+	Users   []identity.User
 	Names   map[string]string
 	Example string
 }
 
-func (q *request) usersByID() ([]user, map[string]string) {
-	var l list[user]
+func (q *request) usersByID() ([]identity.User, map[string]string) {
+	var l list[identity.User]
 	names := map[string]string{}
 	if q.get(withQuery(usersAPI, "limit", "500"), &l) == nil {
 		for _, u := range l.Items {
@@ -131,10 +133,7 @@ func (q *request) renderPlans(status int, f *Form) error {
 	case err != nil:
 		return err
 	}
-	d.Plans = l.Items
-	if l.NextCursor != "" {
-		d.Next = "/plans?cursor=" + url.QueryEscape(l.NextCursor)
-	}
+	d.Plans, d.Next = l.Items, l.next("/plans", nil)
 	d.Users, d.Names = q.usersByID()
 	q.render(status, "plans", q.lang.T("plans.title"), "plans", d, f)
 	return nil

@@ -8,6 +8,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/herald-release/herald/internal/inventory"
+	"github.com/herald-release/herald/internal/notify"
+	"github.com/herald-release/herald/internal/release/engine"
+	"github.com/herald-release/herald/internal/release/executor"
 )
 
 const projectsAPI = "/api/v1/release/projects"
@@ -17,22 +22,19 @@ func projectAPI(id string, rest ...string) string {
 }
 
 type projectsData struct {
-	Projects []project
+	Projects []inventory.Project
 	Next     string
 }
 
 func (c *Console) projects(q *request) error { return q.renderProjects(http.StatusOK, nil) }
 
 func (q *request) renderProjects(status int, f *Form) error {
-	var l list[project]
+	var l list[inventory.Project]
 	cursor := q.r.URL.Query().Get("cursor")
 	if err := q.get(withQuery(projectsAPI, "cursor", cursor), &l); err != nil {
 		return err
 	}
-	d := projectsData{Projects: l.Items}
-	if l.NextCursor != "" {
-		d.Next = "/projects?cursor=" + url.QueryEscape(l.NextCursor)
-	}
+	d := projectsData{Projects: l.Items, Next: l.next("/projects", nil)}
 	q.render(status, "projects", q.lang.T("projects.title"), "projects", d, f)
 	return nil
 }
@@ -43,7 +45,7 @@ func (c *Console) createProject(q *request) error {
 	if id := strings.TrimSpace(v.Get("id")); id != "" {
 		in["id"] = id
 	}
-	var p project
+	var p inventory.Project
 	if err := q.api(http.MethodPost, projectsAPI, in, &p); err != nil {
 		f := &Form{Name: "project", Values: v}
 		if err := f.failed(err); err != nil {
@@ -55,40 +57,40 @@ func (c *Console) createProject(q *request) error {
 }
 
 type projectData struct {
-	Project      project
-	Environments []environment
-	Versions     []version
+	Project      inventory.Project
+	Environments []inventory.Environment
+	Versions     []inventory.Version
 	Callbacks    int
-	Tasks        []task
+	Tasks        []engine.Task
 	TasksEnabled bool
-	NewExecutor  executorSpec
+	NewExecutor  executor.Spec
 }
 
 func (c *Console) project(q *request) error { return q.renderProject(http.StatusOK, nil) }
 
 func (q *request) renderProject(status int, f *Form) error {
 	id := q.r.PathValue("id")
-	d := projectData{NewExecutor: executorSpec{Type: "local"}}
+	d := projectData{NewExecutor: executor.Spec{Type: "local"}}
 	if err := q.get(projectAPI(id), &d.Project); err != nil {
 		return err
 	}
-	var envs list[environment]
+	var envs list[inventory.Environment]
 	if err := q.get(projectAPI(id, "environments"), &envs); err != nil {
 		return err
 	}
 	d.Environments = envs.Items
-	var vers list[version]
+	var vers list[inventory.Version]
 	if err := q.get(withQuery(projectAPI(id, "versions"), "limit", "20"), &vers); err != nil {
 		return err
 	}
 	d.Versions = vers.Items
-	var cbs list[callbackConfig]
+	var cbs list[notify.Config]
 	if err := q.get(projectAPI(id, "callbacks"), &cbs); err == nil {
 		d.Callbacks = len(cbs.Items)
 	} else if !noRoute(err) {
 		return err
 	}
-	var tasks list[task]
+	var tasks list[engine.Task]
 	switch err := q.get(withQuery(tasksAPI, "project_id", id, "limit", "10"), &tasks); {
 	case err == nil:
 		d.Tasks, d.TasksEnabled = tasks.Items, true
@@ -127,10 +129,12 @@ func (c *Console) deleteProject(q *request) error {
 }
 
 // executorFromForm reads the executor fields "executor.*".
-func executorFromForm(v url.Values, f *Form) executorSpec {
-	s := executorSpec{
-		Type:    v.Get("executor.type"),
-		Script:  strings.ReplaceAll(v.Get("executor.script"), "\r\n", "\n"),
+func executorFromForm(v url.Values, f *Form) executorInput {
+	s := executorInput{
+		Spec: executor.Spec{
+			Type:   v.Get("executor.type"),
+			Script: strings.ReplaceAll(v.Get("executor.script"), "\r\n", "\n"),
+		},
 		Timeout: strings.TrimSpace(v.Get("executor.timeout")),
 	}
 	env, bad := parsePairs(v.Get("executor.env"), "=")
@@ -166,7 +170,7 @@ func (c *Console) createEnvironment(q *request) error {
 	f := &Form{Name: "environment", Values: v}
 	in := envInput(v, f)
 	if len(f.Errors) == 0 {
-		var e environment
+		var e inventory.Environment
 		err := q.api(http.MethodPost, projectAPI(id, "environments"), in, &e)
 		if err == nil {
 			return q.redirect("/projects/"+escapePath(id, "environments", e.Name), "flash.environment_created", e.Name)
@@ -204,12 +208,12 @@ func (c *Console) createVersion(q *request) error {
 }
 
 type environmentData struct {
-	Project     project
-	Environment environment
-	Hosts       []host
+	Project     inventory.Project
+	Environment inventory.Environment
+	Hosts       []inventory.Host
 	Next        string
 	EnvText     string
-	Tasks       []task
+	Tasks       []engine.Task
 }
 
 func (c *Console) environment(q *request) error { return q.renderEnvironment(http.StatusOK, nil) }
@@ -223,20 +227,17 @@ func (q *request) renderEnvironment(status int, f *Form) error {
 	if err := q.get(projectAPI(id, "environments", env), &d.Environment); err != nil {
 		return err
 	}
-	var hosts list[host]
+	var hosts list[inventory.Host]
 	if err := q.get(withQuery(projectAPI(id, "environments", env, "hosts"), "limit", "500", "cursor", q.r.URL.Query().Get("cursor")), &hosts); err != nil {
 		return err
 	}
-	d.Hosts = hosts.Items
-	if hosts.NextCursor != "" {
-		d.Next = "?cursor=" + url.QueryEscape(hosts.NextCursor)
-	}
+	d.Hosts, d.Next = hosts.Items, hosts.next("", nil)
 	envMap := map[string]any{}
 	for k, v := range d.Environment.Executor.Env {
 		envMap[k] = v
 	}
 	d.EnvText = formatPairs(envMap, "=")
-	var tasks list[task]
+	var tasks list[engine.Task]
 	if err := q.get(withQuery(tasksAPI, "project_id", id, "environment", env, "limit", "10"), &tasks); err == nil {
 		d.Tasks = tasks.Items
 	} else if !noRoute(err) {

@@ -6,6 +6,10 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/herald-release/herald/internal/inventory"
+	"github.com/herald-release/herald/internal/notify"
+	"github.com/herald-release/herald/internal/release/engine"
 )
 
 const tasksAPI = "/api/v1/release/tasks"
@@ -13,9 +17,9 @@ const tasksAPI = "/api/v1/release/tasks"
 var taskStatuses = []string{"pending", "running", "paused", "success", "failed", "cancelled"}
 
 type tasksData struct {
-	Tasks    []task
+	Tasks    []engine.Task
 	Next     string
-	Projects []project
+	Projects []inventory.Project
 	Filter   url.Values
 	Statuses []string
 	Missing  bool
@@ -23,25 +27,14 @@ type tasksData struct {
 
 func (c *Console) tasks(q *request) error {
 	in := q.r.URL.Query()
-	filter := url.Values{}
-	for _, k := range []string{"project_id", "environment", "status"} {
-		if v := strings.TrimSpace(in.Get(k)); v != "" {
-			filter.Set(k, v)
-		}
-	}
+	filter := filterOf(in, "project_id", "environment", "status")
 	d := tasksData{Filter: filter, Statuses: taskStatuses}
-	params := url.Values{}
-	for k, v := range filter {
-		params[k] = v
-	}
-	if cur := in.Get("cursor"); cur != "" {
-		params.Set("cursor", cur)
-	}
+	params := withCursor(filter, in.Get("cursor"))
 	path := tasksAPI
 	if len(params) > 0 {
 		path += "?" + params.Encode()
 	}
-	var l list[task]
+	var l list[engine.Task]
 	f := &Form{Name: "filter"}
 	switch err := q.get(path, &l); {
 	case noRoute(err):
@@ -51,16 +44,8 @@ func (c *Console) tasks(q *request) error {
 			return err
 		}
 	}
-	d.Tasks = l.Items
-	if l.NextCursor != "" {
-		next := url.Values{}
-		for k, v := range filter {
-			next[k] = v
-		}
-		next.Set("cursor", l.NextCursor)
-		d.Next = "/tasks?" + next.Encode()
-	}
-	var projects list[project]
+	d.Tasks, d.Next = l.Items, l.next("/tasks", filter)
+	var projects list[inventory.Project]
 	if err := q.get(withQuery(projectsAPI, "limit", "500"), &projects); err != nil {
 		return err
 	}
@@ -70,12 +55,12 @@ func (c *Console) tasks(q *request) error {
 }
 
 type newTaskData struct {
-	Projects     []project
-	Project      *project
-	Environments []environment
-	Environment  *environment
-	Versions     []version
-	Hosts        []host
+	Projects     []inventory.Project
+	Project      *inventory.Project
+	Environments []inventory.Environment
+	Environment  *inventory.Environment
+	Versions     []inventory.Version
+	Hosts        []inventory.Host
 }
 
 func (c *Console) newTask(q *request) error { return q.renderNewTask(http.StatusOK, nil) }
@@ -87,7 +72,7 @@ func (q *request) renderNewTask(status int, f *Form) error {
 	}
 	pid, env := in.Get("project_id"), in.Get("environment")
 	var d newTaskData
-	var projects list[project]
+	var projects list[inventory.Project]
 	if err := q.get(withQuery(projectsAPI, "limit", "500"), &projects); err != nil {
 		return err
 	}
@@ -98,7 +83,7 @@ func (q *request) renderNewTask(status int, f *Form) error {
 		}
 	}
 	if d.Project != nil {
-		var envs list[environment]
+		var envs list[inventory.Environment]
 		if err := q.get(projectAPI(pid, "environments"), &envs); err != nil {
 			return err
 		}
@@ -111,14 +96,14 @@ func (q *request) renderNewTask(status int, f *Form) error {
 				d.Environment = &d.Environments[i]
 			}
 		}
-		var vers list[version]
+		var vers list[inventory.Version]
 		if err := q.get(withQuery(projectAPI(pid, "versions"), "limit", "100"), &vers); err != nil {
 			return err
 		}
 		d.Versions = vers.Items
 	}
 	if d.Environment != nil {
-		var hosts list[host]
+		var hosts list[inventory.Host]
 		if err := q.get(withQuery(projectAPI(pid, "environments", env, "hosts"), "limit", "500"), &hosts); err != nil {
 			return err
 		}
@@ -191,7 +176,7 @@ func (c *Console) startTask(q *request) error {
 	f := &Form{Values: v}
 	in := taskInput(v, f)
 	if len(f.Errors) == 0 {
-		var t task
+		var t engine.Task
 		err := q.api(http.MethodPost, tasksAPI, in, &t)
 		if err == nil {
 			return q.redirect("/tasks/"+url.PathEscape(t.ID), "flash.task_started")
@@ -216,9 +201,9 @@ func (c *Console) startTask(q *request) error {
 }
 
 type taskData struct {
-	Task       task
-	Project    project
-	Deliveries []historyEntry
+	Task       taskView
+	Project    inventory.Project
+	Deliveries []notify.Entry
 	Live       bool
 }
 
@@ -233,7 +218,7 @@ func (q *request) renderTask(status int, f *Form) error {
 	if err := q.get(projectAPI(d.Task.ProjectID), &d.Project); err != nil && !isStatus(err, http.StatusNotFound) {
 		return err
 	}
-	var h list[historyEntry]
+	var h list[notify.Entry]
 	if err := q.get(withQuery(tasksAPI+"/"+url.PathEscape(id)+"/callbacks", "limit", "100"), &h); err != nil {
 		return err
 	}
@@ -251,11 +236,11 @@ func (c *Console) taskAction(q *request) error {
 	if !slices.Contains(taskActions, action) {
 		return c.notFound(q)
 	}
-	var t task
+	var t engine.Task
 	if err := q.get(tasksAPI+"/"+url.PathEscape(id), &t); err != nil {
 		return err
 	}
-	var out task
+	var out engine.Task
 	var err error
 	if action == "rollback" {
 		err = q.api(http.MethodPost, tasksAPI, map[string]any{

@@ -4,26 +4,25 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/herald-release/herald/internal/identity"
 )
 
 const usersAPI = "/api/v1/users"
 
 type usersData struct {
-	Users []user
+	Users []identity.User
 	Next  string
 }
 
 func (c *Console) users(q *request) error { return q.renderUsers(http.StatusOK, nil) }
 
 func (q *request) renderUsers(status int, f *Form) error {
-	var l list[user]
+	var l list[identity.User]
 	if err := q.get(withQuery(usersAPI, "cursor", q.r.URL.Query().Get("cursor")), &l); err != nil {
 		return err
 	}
-	d := usersData{Users: l.Items}
-	if l.NextCursor != "" {
-		d.Next = "/users?cursor=" + url.QueryEscape(l.NextCursor)
-	}
+	d := usersData{Users: l.Items, Next: l.next("/users", nil)}
 	q.render(status, "users", q.lang.T("users.title"), "users", d, f)
 	return nil
 }
@@ -32,7 +31,7 @@ func (c *Console) createUser(q *request) error {
 	v := q.r.PostForm
 	in := map[string]string{"name": strings.TrimSpace(v.Get("name")), "email": strings.TrimSpace(v.Get("email")),
 		"role": v.Get("role"), "password": v.Get("password")}
-	var u user
+	var u identity.User
 	if err := q.api(http.MethodPost, usersAPI, in, &u); err != nil {
 		v.Del("password")
 		f := &Form{Name: "user", Values: v}
@@ -45,9 +44,9 @@ func (c *Console) createUser(q *request) error {
 }
 
 type userData struct {
-	Subject  user
-	Tokens   []token
-	NewToken *token
+	Subject  identity.User
+	Tokens   []identity.Token
+	NewToken *newToken
 	Self     bool
 }
 
@@ -58,13 +57,13 @@ func (c *Console) account(q *request) error {
 
 func (c *Console) user(q *request) error { return q.renderUser(http.StatusOK, nil, nil) }
 
-func (q *request) renderUser(status int, f *Form, created *token) error {
+func (q *request) renderUser(status int, f *Form, created *newToken) error {
 	id := q.r.PathValue("id")
 	d := userData{NewToken: created, Self: id == q.user().ID}
 	if err := q.get(usersAPI+"/"+url.PathEscape(id), &d.Subject); err != nil {
 		return err
 	}
-	var tl list[token]
+	var tl list[identity.Token]
 	if err := q.get(usersAPI+"/"+url.PathEscape(id)+"/tokens", &tl); err != nil {
 		return err
 	}
@@ -83,7 +82,7 @@ func (q *request) renderUser(status int, f *Form, created *token) error {
 
 func (c *Console) createToken(q *request) error {
 	id := q.r.PathValue("id")
-	var t token
+	var t newToken
 	if err := q.api(http.MethodPost, usersAPI+"/"+url.PathEscape(id)+"/tokens", map[string]string{"name": q.r.PostForm.Get("name")}, &t); err != nil {
 		f := &Form{Name: "token", Values: q.r.PostForm}
 		if err := f.failed(err); err != nil {

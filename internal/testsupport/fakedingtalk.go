@@ -2,16 +2,12 @@ package testsupport
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 )
@@ -22,17 +18,9 @@ import (
 // timestamp more than an hour off), throttles past 20 messages a minute
 // (130101) and refuses bodies over 20,000 bytes.
 type DingTalk struct {
-	srv    *httptest.Server
+	robotFake[DingTalkMessage]
 	token  string
 	secret string
-
-	mu       sync.Mutex
-	now      func() time.Time
-	msgs     []DingTalkMessage
-	changed  chan struct{} // closed and replaced on every new message
-	accepted []time.Time   // for the per-minute limit
-	script   []dingFailure
-	requests int
 }
 
 // DingTalkMessage is one message the fake accepted, decoded.
@@ -49,12 +37,6 @@ type DingTalkMessage struct {
 	Body      []byte
 }
 
-type dingFailure struct {
-	status int // HTTP status; 0 means 200 with the code
-	code   int
-	msg    string
-}
-
 // DingTalk's answers, as the platform words them.
 const (
 	dingMaxBody   = 20000
@@ -66,18 +48,13 @@ const (
 func NewDingTalk(t testing.TB, secret string) *DingTalk {
 	t.Helper()
 	f := &DingTalk{
-		token:   "ding" + dingRandomHex(),
-		secret:  secret,
-		now:     time.Now,
-		changed: make(chan struct{}),
+		robotFake: newRobotFake[DingTalkMessage]("dingtalk", dingAnswer),
+		token:     "ding" + randomHex(16),
+		secret:    secret,
 	}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+	f.start(t, f.serve)
 	return f
 }
-
-// URL is the server's base URL.
-func (f *DingTalk) URL() string { return f.srv.URL }
 
 // WebhookURL is the robot's webhook, with its access_token.
 func (f *DingTalk) WebhookURL() string {
@@ -86,70 +63,6 @@ func (f *DingTalk) WebhookURL() string {
 
 // Token is the robot's access_token, for checks that it never leaks.
 func (f *DingTalk) Token() string { return f.token }
-
-// SetNow sets the clock the signature and the rate limit are checked
-// against, for fixed-timestamp test vectors.
-func (f *DingTalk) SetNow(now func() time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.now = now
-}
-
-// FailNext makes the next n requests answer errcode code with msg.
-func (f *DingTalk) FailNext(n, code int, msg string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for range n {
-		f.script = append(f.script, dingFailure{code: code, msg: msg})
-	}
-}
-
-// FailNextStatus makes the next n requests answer HTTP status.
-func (f *DingTalk) FailNextStatus(n, status int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for range n {
-		f.script = append(f.script, dingFailure{status: status})
-	}
-}
-
-// Requests counts every request received, accepted or not.
-func (f *DingTalk) Requests() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.requests
-}
-
-// Messages returns the messages accepted so far.
-func (f *DingTalk) Messages() []DingTalkMessage {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]DingTalkMessage(nil), f.msgs...)
-}
-
-// WaitMessages waits until at least n messages were accepted and returns
-// them; it fails the test after 10 seconds. Call it from the test
-// goroutine.
-func (f *DingTalk) WaitMessages(t testing.TB, n int) []DingTalkMessage {
-	t.Helper()
-	timeout := time.NewTimer(10 * time.Second)
-	defer timeout.Stop()
-	for {
-		f.mu.Lock()
-		if len(f.msgs) >= n {
-			out := append([]DingTalkMessage(nil), f.msgs...)
-			f.mu.Unlock()
-			return out
-		}
-		changed, got := f.changed, len(f.msgs)
-		f.mu.Unlock()
-		select {
-		case <-changed:
-		case <-timeout.C:
-			t.Fatalf("fake dingtalk: %d messages after 10s, want %d", got, n)
-		}
-	}
-}
 
 func (f *DingTalk) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost || r.URL.Path != "/robot/send" {
@@ -161,18 +74,10 @@ func (f *DingTalk) serve(w http.ResponseWriter, r *http.Request) {
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.requests++
-	now := f.now()
-	if len(f.script) > 0 {
-		fail := f.script[0]
-		f.script = f.script[1:]
-		if fail.status != 0 {
-			http.Error(w, http.StatusText(fail.status), fail.status)
-			return
-		}
-		dingAnswer(w, fail.code, fail.msg)
+	if f.begin(w) {
 		return
 	}
+	now := f.now()
 	switch tok := q.Get("access_token"); {
 	case tok == "":
 		dingAnswer(w, 300001, "access_token is blank")
@@ -187,7 +92,7 @@ func (f *DingTalk) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		ms, err := strconv.ParseInt(q.Get("timestamp"), 10, 64)
-		if err != nil || dingAbs(now.Sub(time.UnixMilli(ms))) > time.Hour {
+		if err != nil || absDuration(now.Sub(time.UnixMilli(ms))) > time.Hour {
 			dingAnswer(w, 310000, "invalid timestamp, more: [https://open.dingtalk.com/document/robots/customize-robot-security-settings]")
 			return
 		}
@@ -198,8 +103,7 @@ func (f *DingTalk) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	f.accepted = dingWindow(f.accepted, now, time.Minute)
-	if len(f.accepted) >= dingPerMinute {
+	if _, lastMinute := f.rate(now); lastMinute >= dingPerMinute {
 		dingAnswer(w, 130101, "send too fast, exceed 20 times per minute")
 		return
 	}
@@ -243,10 +147,7 @@ func (f *DingTalk) serve(w http.ResponseWriter, r *http.Request) {
 		dingAnswer(w, 40035, "缺少参数 msgtype")
 		return
 	}
-	f.accepted = append(f.accepted, now)
-	f.msgs = append(f.msgs, msg)
-	close(f.changed)
-	f.changed = make(chan struct{})
+	f.accept(now, msg)
 	dingAnswer(w, 0, "ok")
 }
 
@@ -262,30 +163,4 @@ func DingTalkSign(timestampMS int64, secret string) string {
 func dingAnswer(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{"errcode": code, "errmsg": msg})
-}
-
-// dingWindow drops the times older than per before now.
-func dingWindow(times []time.Time, now time.Time, per time.Duration) []time.Time {
-	keep := times[:0]
-	for _, t := range times {
-		if now.Sub(t) < per {
-			keep = append(keep, t)
-		}
-	}
-	return keep
-}
-
-func dingAbs(d time.Duration) time.Duration {
-	if d < 0 {
-		return -d
-	}
-	return d
-}
-
-// dingRandomHex makes tokens random, so a leak check cannot pass by
-// accident (crypto/rand.Read never fails since Go 1.24).
-func dingRandomHex() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -2,17 +2,13 @@ package testsupport
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -23,17 +19,9 @@ import (
 // more than an hour off), limits a robot to 5 messages a second and 100 a
 // minute (11232) and refuses bodies over 20 KB.
 type Feishu struct {
-	srv    *httptest.Server
+	robotFake[FeishuMessage]
 	hookID string
 	secret string
-
-	mu       sync.Mutex
-	now      func() time.Time
-	msgs     []FeishuMessage
-	changed  chan struct{} // closed and replaced on every new message
-	accepted []time.Time   // for the per-second and per-minute limits
-	script   []feishuFailure
-	requests int
 }
 
 // FeishuMessage is one message the fake accepted, decoded.
@@ -48,12 +36,6 @@ type FeishuMessage struct {
 	Body      []byte
 }
 
-type feishuFailure struct {
-	status int // HTTP status; 0 means 200 with the code
-	code   int
-	msg    string
-}
-
 const (
 	feishuMaxBody   = 20 << 10
 	feishuPerSecond = 5
@@ -64,91 +46,21 @@ const (
 // t ends.
 func NewFeishu(t testing.TB, secret string) *Feishu {
 	t.Helper()
-	b := make([]byte, 16)
-	_, _ = rand.Read(b) // never fails since Go 1.24
-	h := hex.EncodeToString(b)
+	h := randomHex(16)
 	f := &Feishu{
-		hookID:  h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:],
-		secret:  secret,
-		now:     time.Now,
-		changed: make(chan struct{}),
+		robotFake: newRobotFake[FeishuMessage]("feishu", feishuAnswer),
+		hookID:    h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:],
+		secret:    secret,
 	}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+	f.start(t, f.serve)
 	return f
 }
-
-// URL is the server's base URL.
-func (f *Feishu) URL() string { return f.srv.URL }
 
 // WebhookURL is the robot's webhook, /open-apis/bot/v2/hook/{id}.
 func (f *Feishu) WebhookURL() string { return f.srv.URL + "/open-apis/bot/v2/hook/" + f.hookID }
 
 // HookID is the credential part of the webhook, for leak checks.
 func (f *Feishu) HookID() string { return f.hookID }
-
-// SetNow sets the clock the signature and rate limits are checked against.
-func (f *Feishu) SetNow(now func() time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.now = now
-}
-
-// FailNext makes the next n requests answer code with msg.
-func (f *Feishu) FailNext(n, code int, msg string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for range n {
-		f.script = append(f.script, feishuFailure{code: code, msg: msg})
-	}
-}
-
-// FailNextStatus makes the next n requests answer HTTP status.
-func (f *Feishu) FailNextStatus(n, status int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for range n {
-		f.script = append(f.script, feishuFailure{status: status})
-	}
-}
-
-// Requests counts every request received, accepted or not.
-func (f *Feishu) Requests() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.requests
-}
-
-// Messages returns the messages accepted so far.
-func (f *Feishu) Messages() []FeishuMessage {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]FeishuMessage(nil), f.msgs...)
-}
-
-// WaitMessages waits until at least n messages were accepted and returns
-// them; it fails the test after 10 seconds. Call it from the test
-// goroutine.
-func (f *Feishu) WaitMessages(t testing.TB, n int) []FeishuMessage {
-	t.Helper()
-	timeout := time.NewTimer(10 * time.Second)
-	defer timeout.Stop()
-	for {
-		f.mu.Lock()
-		if len(f.msgs) >= n {
-			out := append([]FeishuMessage(nil), f.msgs...)
-			f.mu.Unlock()
-			return out
-		}
-		changed, got := f.changed, len(f.msgs)
-		f.mu.Unlock()
-		select {
-		case <-changed:
-		case <-timeout.C:
-			t.Fatalf("fake feishu: %d messages after 10s, want %d", got, n)
-		}
-	}
-}
 
 func (f *Feishu) serve(w http.ResponseWriter, r *http.Request) {
 	const prefix = "/open-apis/bot/v2/hook/"
@@ -160,18 +72,10 @@ func (f *Feishu) serve(w http.ResponseWriter, r *http.Request) {
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.requests++
-	now := f.now()
-	if len(f.script) > 0 {
-		fail := f.script[0]
-		f.script = f.script[1:]
-		if fail.status != 0 {
-			http.Error(w, http.StatusText(fail.status), fail.status)
-			return
-		}
-		feishuAnswer(w, fail.code, fail.msg)
+	if f.begin(w) {
 		return
 	}
+	now := f.now()
 	if strings.TrimPrefix(r.URL.Path, prefix) != f.hookID {
 		feishuAnswer(w, 19001, "param invalid: incoming webhook access token invalid")
 		return
@@ -212,25 +116,13 @@ func (f *Feishu) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if f.secret != "" {
 		ts, err := strconv.ParseInt(m.Timestamp, 10, 64)
-		if err != nil || feishuAbs(now.Sub(time.Unix(ts, 0))) > time.Hour ||
+		if err != nil || absDuration(now.Sub(time.Unix(ts, 0))) > time.Hour ||
 			!hmac.Equal([]byte(m.Sign), []byte(FeishuSign(ts, f.secret))) {
 			feishuAnswer(w, 19021, "sign match fail or timestamp is not within one hour from current time")
 			return
 		}
 	}
-	var recent, lastMinute int
-	keep := f.accepted[:0]
-	for _, t := range f.accepted {
-		if now.Sub(t) < time.Minute {
-			keep = append(keep, t)
-			lastMinute++
-			if now.Sub(t) < time.Second {
-				recent++
-			}
-		}
-	}
-	f.accepted = keep
-	if recent >= feishuPerSecond || lastMinute >= feishuPerMinute {
+	if lastSecond, lastMinute := f.rate(now); lastSecond >= feishuPerSecond || lastMinute >= feishuPerMinute {
 		feishuAnswer(w, 11232, "frequency limited psm[lark.oapi.app_platform_runtime]appID[1]")
 		return
 	}
@@ -258,10 +150,7 @@ func (f *Feishu) serve(w http.ResponseWriter, r *http.Request) {
 		feishuAnswer(w, 9499, "params error, msg_type need")
 		return
 	}
-	f.accepted = append(f.accepted, now)
-	f.msgs = append(f.msgs, msg)
-	close(f.changed)
-	f.changed = make(chan struct{})
+	f.accept(now, msg)
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{
 		"StatusCode": 0, "StatusMessage": "success", "code": 0, "data": map[string]any{}, "msg": "success",
@@ -278,11 +167,4 @@ func FeishuSign(timestamp int64, secret string) string {
 func feishuAnswer(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{"code": code, "data": map[string]any{}, "msg": msg})
-}
-
-func feishuAbs(d time.Duration) time.Duration {
-	if d < 0 {
-		return -d
-	}
-	return d
 }

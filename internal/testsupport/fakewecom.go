@@ -1,15 +1,10 @@
 package testsupport
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
-	"time"
 )
 
 // WeCom is a fake WeCom (企业微信) serving both ways Herald sends:
@@ -25,23 +20,17 @@ import (
 //
 // Like the real one it answers HTTP 200 with {"errcode","errmsg"}.
 type WeCom struct {
-	srv     *httptest.Server
+	robotFake[WeComMessage]
 	key     string
 	corpID  string
 	secret  string
 	agentID int64
 
-	mu          sync.Mutex
-	now         func() time.Time
-	msgs        []WeComMessage
-	changed     chan struct{} // closed and replaced on every new message
-	accepted    []time.Time   // robot messages, for the per-minute limit
-	script      []wecomFailure
-	tokenScript []wecomFailure
+	// The application's access tokens; robotFake.mu guards them.
+	tokenScript []robotFailure
 	tokens      map[string]bool // issued tokens; false once expired
 	current     string          // what gettoken answers while valid
 	tokenCalls  int
-	requests    int
 }
 
 // WeComMessage is one message the fake accepted, decoded.
@@ -54,12 +43,6 @@ type WeComMessage struct {
 	ToUser              string // app only
 	AgentID             int64  // app only
 	Body                []byte
-}
-
-type wecomFailure struct {
-	status int // HTTP status; 0 means 200 with the code
-	code   int
-	msg    string
 }
 
 const (
@@ -75,21 +58,16 @@ const (
 func NewWeCom(t testing.TB) *WeCom {
 	t.Helper()
 	f := &WeCom{
-		key:     wecomRandomHex(),
-		corpID:  "ww" + wecomRandomHex()[:16],
-		secret:  wecomRandomHex(),
-		agentID: 1000002,
-		now:     time.Now,
-		changed: make(chan struct{}),
-		tokens:  map[string]bool{},
+		robotFake: newRobotFake[WeComMessage]("wecom", wecomAnswer),
+		key:       randomHex(18),
+		corpID:    "ww" + randomHex(18)[:16],
+		secret:    randomHex(18),
+		agentID:   1000002,
+		tokens:    map[string]bool{},
 	}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+	f.start(t, f.serve)
 	return f
 }
-
-// URL is the API base, for api_base_url.
-func (f *WeCom) URL() string { return f.srv.URL }
 
 // WebhookURL is the group robot's webhook, with its key.
 func (f *WeCom) WebhookURL() string { return f.srv.URL + "/cgi-bin/webhook/send?key=" + f.key }
@@ -105,13 +83,6 @@ func (f *WeCom) Secret() string { return f.secret }
 
 // AgentID is the application's agent_id.
 func (f *WeCom) AgentID() int64 { return f.agentID }
-
-// SetNow sets the clock the robot's rate limit is counted against.
-func (f *WeCom) SetNow(now func() time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.now = now
-}
 
 // AccessTokens lists every token gettoken issued, for leak checks.
 func (f *WeCom) AccessTokens() []string {
@@ -131,13 +102,6 @@ func (f *WeCom) TokenRequests() int {
 	return f.tokenCalls
 }
 
-// Requests counts message sends received (robot and app), accepted or not.
-func (f *WeCom) Requests() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.requests
-}
-
 // ExpireToken expires every token issued so far: sends with them answer
 // 42001, and the next gettoken issues a new one.
 func (f *WeCom) ExpireToken() {
@@ -149,62 +113,12 @@ func (f *WeCom) ExpireToken() {
 	f.current = ""
 }
 
-// FailNext makes the next n message sends (robot or app) answer errcode
-// code with msg.
-func (f *WeCom) FailNext(n, code int, msg string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for range n {
-		f.script = append(f.script, wecomFailure{code: code, msg: msg})
-	}
-}
-
-// FailNextStatus makes the next n message sends answer HTTP status.
-func (f *WeCom) FailNextStatus(n, status int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for range n {
-		f.script = append(f.script, wecomFailure{status: status})
-	}
-}
-
 // FailNextToken makes the next n gettoken calls answer errcode code.
 func (f *WeCom) FailNextToken(n, code int, msg string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for range n {
-		f.tokenScript = append(f.tokenScript, wecomFailure{code: code, msg: msg})
-	}
-}
-
-// Messages returns the messages accepted so far.
-func (f *WeCom) Messages() []WeComMessage {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]WeComMessage(nil), f.msgs...)
-}
-
-// WaitMessages waits until at least n messages were accepted and returns
-// them; it fails the test after 10 seconds. Call it from the test
-// goroutine.
-func (f *WeCom) WaitMessages(t testing.TB, n int) []WeComMessage {
-	t.Helper()
-	timeout := time.NewTimer(10 * time.Second)
-	defer timeout.Stop()
-	for {
-		f.mu.Lock()
-		if len(f.msgs) >= n {
-			out := append([]WeComMessage(nil), f.msgs...)
-			f.mu.Unlock()
-			return out
-		}
-		changed, got := f.changed, len(f.msgs)
-		f.mu.Unlock()
-		select {
-		case <-changed:
-		case <-timeout.C:
-			t.Fatalf("fake wecom: %d messages after 10s, want %d", got, n)
-		}
+		f.tokenScript = append(f.tokenScript, robotFailure{code: code, msg: msg})
 	}
 }
 
@@ -235,42 +149,19 @@ type wecomBody struct {
 	} `json:"text"`
 }
 
-// scripted answers a scripted failure, if any; f.mu is held.
-func (f *WeCom) scripted(w http.ResponseWriter, script *[]wecomFailure) bool {
-	if len(*script) == 0 {
-		return false
-	}
-	fail := (*script)[0]
-	*script = (*script)[1:]
-	if fail.status != 0 {
-		http.Error(w, http.StatusText(fail.status), fail.status)
-	} else {
-		wecomAnswer(w, fail.code, fail.msg)
-	}
-	return true
-}
-
 func (f *WeCom) serveRobot(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.requests++
-	now := f.now()
-	if f.scripted(w, &f.script) {
+	if f.begin(w) {
 		return
 	}
+	now := f.now()
 	if r.URL.Query().Get("key") != f.key {
 		wecomAnswer(w, 93000, "invalid webhook url, hint: [1700000000_fake], from ip: 127.0.0.1, more info at https://open.work.weixin.qq.com/devtool/query?e=93000")
 		return
 	}
-	keep := f.accepted[:0]
-	for _, t := range f.accepted {
-		if now.Sub(t) < time.Minute {
-			keep = append(keep, t)
-		}
-	}
-	f.accepted = keep
-	if len(f.accepted) >= wecomPerMinute {
+	if _, lastMinute := f.rate(now); lastMinute >= wecomPerMinute {
 		wecomAnswer(w, 45009, "api freq out of limit, hint: [1700000000_fake]")
 		return
 	}
@@ -302,8 +193,7 @@ func (f *WeCom) serveRobot(w http.ResponseWriter, r *http.Request) {
 		wecomAnswer(w, 44004, "empty content, hint: [1700000000_fake]")
 		return
 	}
-	f.accepted = append(f.accepted, now)
-	f.record(msg)
+	f.accept(now, msg)
 	wecomAnswer(w, 0, "ok")
 }
 
@@ -325,7 +215,7 @@ func (f *WeCom) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	// Like WeCom, a token is handed out again while it is valid.
 	if f.current == "" {
-		f.current = "tok" + wecomRandomHex()
+		f.current = "tok" + randomHex(18)
 		f.tokens[f.current] = true
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -338,8 +228,7 @@ func (f *WeCom) serveAppSend(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.requests++
-	if f.scripted(w, &f.script) {
+	if f.begin(w) {
 		return
 	}
 	valid, known := f.tokens[r.URL.Query().Get("access_token")]
@@ -379,22 +268,7 @@ func (f *WeCom) serveAppSend(w http.ResponseWriter, r *http.Request) {
 	wecomAnswer(w, 0, "ok")
 }
 
-// record keeps an accepted message and wakes waiters; f.mu is held.
-func (f *WeCom) record(m WeComMessage) {
-	f.msgs = append(f.msgs, m)
-	close(f.changed)
-	f.changed = make(chan struct{})
-}
-
 func wecomAnswer(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{"errcode": code, "errmsg": msg})
-}
-
-// wecomRandomHex makes keys, secrets and tokens random, so a leak check
-// cannot pass by accident (crypto/rand.Read never fails since Go 1.24).
-func wecomRandomHex() string {
-	b := make([]byte, 18)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

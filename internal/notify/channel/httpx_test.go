@@ -13,6 +13,7 @@ import (
 
 	"github.com/herald-release/herald/internal/egress"
 	"github.com/herald-release/herald/internal/notify/channel"
+	"github.com/herald-release/herald/internal/notify/channel/channeltest"
 	"github.com/herald-release/herald/internal/validate"
 )
 
@@ -108,7 +109,7 @@ func TestDoClassifiesAnswers(t *testing.T) {
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
 			}
-			assertNoSecret(t, att, err, testToken)
+			channeltest.AssertNoSecret(t, att, err, testToken)
 			if att.Request.Headers["User-Agent"] != "Herald/test" || att.Request.Headers["X-Herald-Token"] != channel.Masked {
 				t.Errorf("recorded headers %v", att.Request.Headers)
 			}
@@ -160,7 +161,7 @@ func TestDoTransportFailures(t *testing.T) {
 		if ce := channel.Classify(err); ce == nil || !ce.Retry {
 			t.Fatalf("err = %v, want retryable", err)
 		}
-		assertNoSecret(t, att, err, testToken)
+		channeltest.AssertNoSecret(t, att, err, testToken)
 	})
 	t.Run("egress refusal is permanent", func(t *testing.T) {
 		t.Parallel()
@@ -174,7 +175,7 @@ func TestDoTransportFailures(t *testing.T) {
 		if ce == nil || ce.Retry || !egress.IsRefused(err) || !strings.Contains(err.Error(), "HERALD_EGRESS_ALLOW") {
 			t.Fatalf("err = %v, want a permanent refusal naming HERALD_EGRESS_ALLOW", err)
 		}
-		assertNoSecret(t, att, err, testToken)
+		channeltest.AssertNoSecret(t, att, err, testToken)
 	})
 	t.Run("timeout is retried", func(t *testing.T) {
 		t.Parallel()
@@ -253,22 +254,5 @@ func TestConfigReader(t *testing.T) {
 				t.Errorf("errors\n got %v\nwant %v", got, tt.want)
 			}
 		})
-	}
-}
-
-// assertNoSecret fails when a secret shows in what history or logs keep.
-func assertNoSecret(t *testing.T, att channel.Attempt, err error, secrets ...string) {
-	t.Helper()
-	rec, _ := json.Marshal(att)
-	for _, s := range secrets {
-		if s == "" {
-			continue
-		}
-		if strings.Contains(string(rec), s) {
-			t.Errorf("secret %q in the attempt: %s", s, rec)
-		}
-		if err != nil && strings.Contains(err.Error(), s) {
-			t.Errorf("secret %q in the error: %v", s, err)
-		}
 	}
 }

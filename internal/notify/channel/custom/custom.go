@@ -28,7 +28,8 @@ import (
 )
 
 // Kind is the "custom" channel type.
-var Kind channel.Kind = kind{}
+var Kind = channel.NewKind("custom", []string{"secret", "token"}, parse,
+	func(c config, deps channel.Deps) channel.Sender { return &sender{cfg: c, deps: deps} })
 
 // Limits of the config, and its defaults.
 const (
@@ -61,28 +62,6 @@ const (
 	HeaderProject = "X-Herald-Project"
 	HeaderToken   = "X-Herald-Token"
 )
-
-type kind struct{}
-
-func (kind) Type() string { return "custom" }
-
-func (kind) SecretFields() []string { return []string{"secret", "token"} }
-
-func (kind) Validate(cfg json.RawMessage, deps channel.Deps) validate.Errors {
-	_, errs := parse(cfg, deps)
-	return errs
-}
-
-func (kind) New(cfg json.RawMessage, deps channel.Deps) (channel.Sender, error) {
-	// The egress policy is checked again at connect time; a config saved
-	// under an older policy must still build.
-	deps.CheckURL = nil
-	c, errs := parse(cfg, deps)
-	if err := errs.Err(); err != nil {
-		return nil, err
-	}
-	return &sender{cfg: c, deps: deps}, nil
-}
 
 type config struct {
 	url           string

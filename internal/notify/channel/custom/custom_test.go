@@ -17,6 +17,7 @@ import (
 	"github.com/herald-release/herald/internal/egress"
 	"github.com/herald-release/herald/internal/event"
 	"github.com/herald-release/herald/internal/notify/channel"
+	"github.com/herald-release/herald/internal/notify/channel/channeltest"
 	"github.com/herald-release/herald/internal/notify/channel/custom"
 	"github.com/herald-release/herald/internal/testsupport"
 	"github.com/herald-release/herald/internal/validate"
@@ -63,15 +64,6 @@ func newSender(t testing.TB, cfg map[string]any, d channel.Deps) channel.Sender 
 		t.Fatalf("New: %v", err)
 	}
 	return s
-}
-
-func asError(t testing.TB, err error) *channel.Error {
-	t.Helper()
-	var ce *channel.Error
-	if !errors.As(err, &ce) {
-		t.Fatalf("error %v (%T) is not a *channel.Error", err, err)
-	}
-	return ce
 }
 
 func TestKind(t *testing.T) {
@@ -350,7 +342,7 @@ func TestSignature(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = newSender(t, map[string]any{"url": other.URL(), "secret": testSecret}, deps()).Send(context.Background(), ev)
-	if ce := asError(t, err); ce.Retry || !strings.Contains(ce.Error(), "401") {
+	if ce := channeltest.AsError(t, err); ce.Retry || !strings.Contains(ce.Error(), "401") {
 		t.Errorf("wrong-secret delivery: %v retry=%v", ce, ce.Retry)
 	}
 }
@@ -452,7 +444,7 @@ func TestStatusCodes(t *testing.T) {
 				}
 				return
 			}
-			ce := asError(t, err)
+			ce := channeltest.AsError(t, err)
 			if ce.Retry != tt.want.retry || ce.Disable != tt.want.disable {
 				t.Errorf("retry=%v disable=%v, want %+v (%v)", ce.Retry, ce.Disable, tt.want, ce)
 			}
@@ -486,7 +478,7 @@ func TestRetryAfter(t *testing.T) {
 			rcv := testsupport.NewReceiver(t)
 			rcv.Script(testsupport.Reply{Status: tt.status, RetryAfter: tt.header})
 			_, err := newSender(t, map[string]any{"url": rcv.URL()}, deps()).Send(context.Background(), sampleEvent())
-			ce := asError(t, err)
+			ce := channeltest.AsError(t, err)
 			if !ce.Retry {
 				t.Errorf("not retryable: %v", ce)
 			}
@@ -511,7 +503,7 @@ func TestSameWebhookIDOnRetries(t *testing.T) {
 		if (err != nil) != wantErr {
 			t.Fatalf("attempt %d: err = %v", i+1, err)
 		}
-		if err != nil && !asError(t, err).Retry {
+		if err != nil && !channeltest.AsError(t, err).Retry {
 			t.Fatalf("attempt %d not retryable: %v", i+1, err)
 		}
 	}
@@ -539,7 +531,7 @@ func TestTimeout(t *testing.T) {
 		start := time.Now()
 		att, err := s.Send(context.Background(), sampleEvent())
 		took := time.Since(start)
-		ce := asError(t, err)
+		ce := channeltest.AsError(t, err)
 		if !ce.Retry || !strings.Contains(ce.Error(), "timeout") {
 			t.Errorf("error %v retry=%v, want a retryable timeout", ce, ce.Retry)
 		}
@@ -562,7 +554,7 @@ func TestTimeout(t *testing.T) {
 		if took := time.Since(start); took > 5*time.Second {
 			t.Errorf("took %v despite a 100ms deadline", took)
 		}
-		if !asError(t, err).Retry {
+		if !channeltest.AsError(t, err).Retry {
 			t.Errorf("not retryable: %v", err)
 		}
 	})
@@ -583,7 +575,7 @@ func TestNetworkErrors(t *testing.T) {
 		rcv := testsupport.NewReceiver(t)
 		rcv.Script(testsupport.Reply{Reset: true})
 		_, err := newSender(t, map[string]any{"url": rcv.URL()}, deps()).Send(context.Background(), sampleEvent())
-		if ce := asError(t, err); !ce.Retry {
+		if ce := channeltest.AsError(t, err); !ce.Retry {
 			t.Errorf("reset not retryable: %v", ce)
 		}
 	})
@@ -597,7 +589,7 @@ func TestNetworkErrors(t *testing.T) {
 		addr := l.Addr().String()
 		l.Close()
 		_, err = newSender(t, map[string]any{"url": "http://" + addr + "/"}, deps()).Send(context.Background(), sampleEvent())
-		if ce := asError(t, err); !ce.Retry {
+		if ce := channeltest.AsError(t, err); !ce.Retry {
 			t.Errorf("connection refused not retryable: %v", ce)
 		}
 	})
@@ -610,7 +602,7 @@ func TestEgressRefusedAtConnect(t *testing.T) {
 	d := deps()
 	d.HTTP = strict.Client()
 	_, err := newSender(t, map[string]any{"url": rcv.URL()}, d).Send(context.Background(), sampleEvent())
-	ce := asError(t, err)
+	ce := channeltest.AsError(t, err)
 	if ce.Retry || !strings.Contains(ce.Error(), "egress refused") {
 		t.Errorf("loopback under the default policy: %v retry=%v", ce, ce.Retry)
 	}

@@ -17,7 +17,8 @@ import (
 )
 
 // Kind is the "email" channel type.
-var Kind channel.Kind = kind{}
+var Kind = channel.NewKind("email", []string{"password"}, parse,
+	func(c config, deps channel.Deps) channel.Sender { return &sender{cfg: c, deps: deps} })
 
 // TLS modes.
 const (
@@ -29,28 +30,6 @@ const (
 // maxRecipients keeps one event from turning into a mass mailing; lists
 // belong in a mailing list address.
 const maxRecipients = 50
-
-type kind struct{}
-
-func (kind) Type() string { return "email" }
-
-func (kind) SecretFields() []string { return []string{"password"} }
-
-func (kind) Validate(cfg json.RawMessage, deps channel.Deps) validate.Errors {
-	_, errs := parse(cfg, deps)
-	return errs
-}
-
-func (kind) New(cfg json.RawMessage, deps channel.Deps) (channel.Sender, error) {
-	// The egress policy is checked again at connect time; a config saved
-	// under an older policy must still build.
-	deps.CheckURL = nil
-	c, errs := parse(cfg, deps)
-	if err := errs.Err(); err != nil {
-		return nil, err
-	}
-	return &sender{cfg: c, deps: deps}, nil
-}
 
 type config struct {
 	host     string // a name or a bare IP address (no brackets)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -18,6 +17,7 @@ import (
 	"github.com/herald-release/herald/internal/egress"
 	"github.com/herald-release/herald/internal/event"
 	"github.com/herald-release/herald/internal/notify/channel"
+	"github.com/herald-release/herald/internal/notify/channel/channeltest"
 	"github.com/herald-release/herald/internal/notify/channel/email"
 	"github.com/herald-release/herald/internal/testsupport"
 )
@@ -74,15 +74,6 @@ func newSender(t testing.TB, cfg json.RawMessage, d channel.Deps) channel.Sender
 		t.Fatalf("New: %v", err)
 	}
 	return email.TrustRoots(s, testsupport.SMTPRootCAs())
-}
-
-func asError(t testing.TB, err error) *channel.Error {
-	t.Helper()
-	var ce *channel.Error
-	if !errors.As(err, &ce) {
-		t.Fatalf("error %v (%T) is not a *channel.Error", err, err)
-	}
-	return ce
 }
 
 func noPassword(t testing.TB, att channel.Attempt, err error) {
@@ -351,7 +342,7 @@ func TestSameMessageIDOnRetry(t *testing.T) {
 	s := newSender(t, config(srv, nil), deps())
 	ev := sampleEvent()
 	first, err := s.Send(context.Background(), ev)
-	if err == nil || !asError(t, err).Retry {
+	if err == nil || !channeltest.AsError(t, err).Retry {
 		t.Fatalf("first attempt: %v", err)
 	}
 	second, err := s.Send(context.Background(), ev)
@@ -385,7 +376,7 @@ func TestAuthFailure(t *testing.T) {
 			srv := testsupport.NewSMTP(t, testsupport.SMTPWithTLS(mode), testsupport.SMTPWithAuth(testUser, "the-right-one"))
 			att, err := newSender(t, config(srv, map[string]any{"username": testUser, "password": testPassword}), deps()).Send(context.Background(), sampleEvent())
 			noPassword(t, att, err)
-			ce := asError(t, err)
+			ce := channeltest.AsError(t, err)
 			if ce.Retry || ce.Code != "535" || !strings.Contains(ce.Error(), "check username and password") {
 				t.Errorf("error %q retry=%v code=%q", ce, ce.Retry, ce.Code)
 			}
@@ -426,7 +417,7 @@ func TestServerReplies(t *testing.T) {
 			srv := testsupport.NewSMTP(t, testsupport.SMTPWithTLS(testsupport.SMTPStartTLS))
 			srv.FailNext(tt.stage, tt.code, "scripted refusal "+strconv.Itoa(tt.code))
 			att, err := newSender(t, config(srv, nil), deps()).Send(context.Background(), sampleEvent())
-			ce := asError(t, err)
+			ce := channeltest.AsError(t, err)
 			if ce.Retry != tt.retry {
 				t.Errorf("retry=%v, want %v: %v", ce.Retry, tt.retry, ce)
 			}
@@ -484,7 +475,7 @@ func TestTLSMistakes(t *testing.T) {
 			defer cancel()
 			att, err := s.Send(ctx, sampleEvent())
 			noPassword(t, att, err)
-			ce := asError(t, err)
+			ce := channeltest.AsError(t, err)
 			if ce.Retry || !strings.Contains(ce.Error(), tt.want) {
 				t.Errorf("error %q retry=%v, want permanent with %q", ce, ce.Retry, tt.want)
 			}
@@ -506,7 +497,7 @@ func TestTimeout(t *testing.T) {
 			if took := time.Since(start); took > 5*time.Second {
 				t.Errorf("took %v despite a 300ms deadline", took)
 			}
-			ce := asError(t, err)
+			ce := channeltest.AsError(t, err)
 			if !ce.Retry || !strings.Contains(ce.Error(), "timeout") {
 				t.Errorf("error %q retry=%v, want a retryable timeout", ce, ce.Retry)
 			}
@@ -524,7 +515,7 @@ func TestConnectionRefused(t *testing.T) {
 	l.Close()
 	cfg := json.RawMessage(`{"smtp_host":"127.0.0.1","smtp_port":` + strconv.Itoa(port) + `,"tls":"none","from":"h@example.com","to":["a@example.com"]}`)
 	_, err = newSender(t, cfg, deps()).Send(context.Background(), sampleEvent())
-	if ce := asError(t, err); !ce.Retry {
+	if ce := channeltest.AsError(t, err); !ce.Retry {
 		t.Errorf("connection refused not retryable: %v", ce)
 	}
 }
@@ -536,7 +527,7 @@ func TestEgressRefusedAtConnect(t *testing.T) {
 	d := deps()
 	d.HTTP = strict.Client()
 	_, err := newSender(t, config(srv, nil), d).Send(context.Background(), sampleEvent())
-	ce := asError(t, err)
+	ce := channeltest.AsError(t, err)
 	if ce.Retry || !strings.Contains(ce.Error(), "egress refused") {
 		t.Errorf("loopback under the default policy: %v retry=%v", ce, ce.Retry)
 	}

@@ -18,7 +18,8 @@ import (
 )
 
 // Kind is the "feishu" channel type.
-var Kind channel.Kind = kind{}
+var Kind = channel.NewKind("feishu", []string{"webhook_url", "sign_secret"}, parse,
+	func(c config, deps channel.Deps) channel.Sender { return &sender{cfg: c, deps: deps} })
 
 // MaxBody is Feishu's limit on a robot request body.
 const MaxBody = 20 << 10
@@ -26,28 +27,6 @@ const MaxBody = 20 << 10
 // maxMentions keeps the mentions, which are never truncated, well inside
 // MaxBody.
 const maxMentions = 100
-
-type kind struct{}
-
-func (kind) Type() string { return "feishu" }
-
-func (kind) SecretFields() []string { return []string{"webhook_url", "sign_secret"} }
-
-func (kind) Validate(cfg json.RawMessage, deps channel.Deps) validate.Errors {
-	_, errs := parse(cfg, deps)
-	return errs
-}
-
-func (kind) New(cfg json.RawMessage, deps channel.Deps) (channel.Sender, error) {
-	// The egress policy is checked again at connect time; a config saved
-	// under an older policy must still build.
-	deps.CheckURL = nil
-	c, errs := parse(cfg, deps)
-	if err := errs.Err(); err != nil {
-		return nil, err
-	}
-	return &sender{cfg: c, deps: deps}, nil
-}
 
 type config struct {
 	webhookURL string

@@ -14,6 +14,7 @@ import (
 	"github.com/herald-release/herald/internal/egress"
 	"github.com/herald-release/herald/internal/event"
 	"github.com/herald-release/herald/internal/notify/channel"
+	"github.com/herald-release/herald/internal/notify/channel/channeltest"
 	"github.com/herald-release/herald/internal/notify/channel/feishu"
 	"github.com/herald-release/herald/internal/testsupport"
 	"github.com/herald-release/herald/internal/validate"
@@ -27,15 +28,7 @@ func deps() channel.Deps {
 
 func sender(t *testing.T, cfg map[string]any, d channel.Deps) channel.Sender {
 	t.Helper()
-	raw, _ := json.Marshal(cfg)
-	if errs := feishu.Kind.Validate(raw, d); len(errs) > 0 {
-		t.Fatalf("valid config refused: %v", errs)
-	}
-	s, err := feishu.Kind.New(raw, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return channeltest.Sender(t, feishu.Kind, cfg, d)
 }
 
 func taskEvent(eventType string) *event.Envelope {
@@ -48,22 +41,6 @@ func taskEvent(eventType string) *event.Envelope {
 		Environment: "production",
 		Duration:    "30s",
 		URL:         "https://herald.example.com/tasks/t1",
-	}
-}
-
-func assertNoSecret(t *testing.T, att channel.Attempt, err error, secrets ...string) {
-	t.Helper()
-	rec, _ := json.Marshal(att)
-	for _, s := range secrets {
-		if s == "" {
-			continue
-		}
-		if strings.Contains(string(rec), s) {
-			t.Errorf("secret %q in the attempt: %s", s, rec)
-		}
-		if err != nil && strings.Contains(err.Error(), s) {
-			t.Errorf("secret %q in the error: %v", s, err)
-		}
 	}
 }
 
@@ -125,7 +102,7 @@ func TestSendCard(t *testing.T) {
 	if err := json.Unmarshal([]byte(att.Request.Body), &logged); err != nil || logged.Sign != channel.Masked || logged.Timestamp == "" {
 		t.Errorf("recorded body must show the timestamp and mask the sign: %s", att.Request.Body)
 	}
-	assertNoSecret(t, att, err, secret, fake.HookID(), m.Sign)
+	channeltest.AssertNoSecret(t, att, err, secret, fake.HookID(), m.Sign)
 }
 
 func TestRenderEventKinds(t *testing.T) {
@@ -246,7 +223,7 @@ func TestPlatformCodes(t *testing.T) {
 			if !strings.Contains(att.Response, fmt.Sprint(tt.code)) {
 				t.Errorf("the platform's answer belongs in history: %q", att.Response)
 			}
-			assertNoSecret(t, att, err, secret, fake.HookID())
+			channeltest.AssertNoSecret(t, att, err, secret, fake.HookID())
 			if len(fake.Messages()) != 0 {
 				t.Error("a failed request was recorded as delivered")
 			}
@@ -280,7 +257,7 @@ func TestFakeChecksSignatureAndClock(t *testing.T) {
 			if ce == nil || ce.Retry || ce.Code != "19021" || !strings.Contains(err.Error(), "check sign_secret") {
 				t.Fatalf("err = %v, want a permanent 19021 saying to check sign_secret", err)
 			}
-			assertNoSecret(t, att, err, tt.secret, secret, fake.HookID())
+			channeltest.AssertNoSecret(t, att, err, tt.secret, secret, fake.HookID())
 		})
 	}
 }
@@ -330,7 +307,7 @@ func TestHTTPFailures(t *testing.T) {
 			if ce == nil || ce.Retry != tt.retry || ce.Disable != tt.disable {
 				t.Fatalf("err = %v (%+v), want retry %v disable %v", err, ce, tt.retry, tt.disable)
 			}
-			assertNoSecret(t, att, err, fake.HookID())
+			channeltest.AssertNoSecret(t, att, err, fake.HookID())
 		})
 	}
 }

@@ -16,7 +16,7 @@ import (
 )
 
 // Kind is the "wechat" channel type.
-var Kind channel.Kind = kind{}
+var Kind = channel.NewKind("wechat", []string{"webhook_url", "secret"}, parse, newSender)
 
 // DefaultAPIBase is WeCom's API, overridable with api_base_url for
 // private deployments and tests.
@@ -26,29 +26,13 @@ const DefaultAPIBase = "https://qyapi.weixin.qq.com"
 // members anyway.
 const maxMentions = 100
 
-type kind struct{}
-
-func (kind) Type() string { return "wechat" }
-
-func (kind) SecretFields() []string { return []string{"webhook_url", "secret"} }
-
-func (kind) Validate(cfg json.RawMessage, deps channel.Deps) validate.Errors {
-	_, errs := parse(cfg, deps)
-	return errs
-}
-
-func (kind) New(cfg json.RawMessage, deps channel.Deps) (channel.Sender, error) {
-	// The egress policy is checked again at connect time; a config saved
-	// under an older policy must still build.
-	deps.CheckURL = nil
-	c, errs := parse(cfg, deps)
-	if err := errs.Err(); err != nil {
-		return nil, err
-	}
+// newSender sends the way the config picks: the application or the
+// group robot.
+func newSender(c config, deps channel.Deps) channel.Sender {
 	if c.app != nil {
-		return &appSender{cfg: *c.app, lang: c.lang, deps: deps}, nil
+		return &appSender{cfg: *c.app, lang: c.lang, deps: deps}
 	}
-	return &robotSender{cfg: *c.robot, lang: c.lang, deps: deps}, nil
+	return &robotSender{cfg: *c.robot, lang: c.lang, deps: deps}
 }
 
 type config struct {

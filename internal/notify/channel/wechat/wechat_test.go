@@ -16,6 +16,7 @@ import (
 	"github.com/herald-release/herald/internal/egress"
 	"github.com/herald-release/herald/internal/event"
 	"github.com/herald-release/herald/internal/notify/channel"
+	"github.com/herald-release/herald/internal/notify/channel/channeltest"
 	"github.com/herald-release/herald/internal/notify/channel/wechat"
 	"github.com/herald-release/herald/internal/testsupport"
 	"github.com/herald-release/herald/internal/validate"
@@ -27,15 +28,7 @@ func deps() channel.Deps {
 
 func sender(t *testing.T, cfg map[string]any, d channel.Deps) channel.Sender {
 	t.Helper()
-	raw, _ := json.Marshal(cfg)
-	if errs := wechat.Kind.Validate(raw, d); len(errs) > 0 {
-		t.Fatalf("valid config refused: %v", errs)
-	}
-	s, err := wechat.Kind.New(raw, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return channeltest.Sender(t, wechat.Kind, cfg, d)
 }
 
 func appConfig(fake *testsupport.WeCom) map[string]any {
@@ -61,22 +54,6 @@ func secretsOf(fake *testsupport.WeCom) []string {
 	return append([]string{fake.Key(), fake.Secret()}, fake.AccessTokens()...)
 }
 
-func assertNoSecret(t *testing.T, att channel.Attempt, err error, secrets []string) {
-	t.Helper()
-	rec, _ := json.Marshal(att)
-	for _, s := range secrets {
-		if s == "" {
-			continue
-		}
-		if strings.Contains(string(rec), s) {
-			t.Errorf("secret %q in the attempt: %s", s, rec)
-		}
-		if err != nil && strings.Contains(err.Error(), s) {
-			t.Errorf("secret %q in the error: %v", s, err)
-		}
-	}
-}
-
 func TestRobotMarkdown(t *testing.T) {
 	t.Parallel()
 	fake := testsupport.NewWeCom(t)
@@ -94,7 +71,7 @@ func TestRobotMarkdown(t *testing.T) {
 	if att.Request.URL != fake.URL()+"/cgi-bin/webhook/send?key=******" {
 		t.Errorf("recorded URL %q", att.Request.URL)
 	}
-	assertNoSecret(t, att, err, secretsOf(fake))
+	channeltest.AssertNoSecret(t, att, err, secretsOf(fake)...)
 }
 
 func TestRobotMobileMentionsGoAsText(t *testing.T) {
@@ -207,7 +184,7 @@ func TestRobotCodes(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.wantInErr) || strings.Contains(err.Error(), "hint:") {
 				t.Errorf("error %q, want %q and no hint tail", err, tt.wantInErr)
 			}
-			assertNoSecret(t, att, err, secretsOf(fake))
+			channeltest.AssertNoSecret(t, att, err, secretsOf(fake)...)
 		})
 	}
 }
@@ -248,7 +225,7 @@ func TestAppSendsWithCachedToken(t *testing.T) {
 		if att.Request.URL != fake.URL()+"/cgi-bin/message/send?access_token=******" || att.StatusCode != 200 {
 			t.Errorf("recorded %d %s", att.StatusCode, att.Request.URL)
 		}
-		assertNoSecret(t, att, err, secretsOf(fake))
+		channeltest.AssertNoSecret(t, att, err, secretsOf(fake)...)
 	}
 	msgs := fake.WaitMessages(t, 2)
 	if got := fake.TokenRequests(); got != 1 {
@@ -358,7 +335,7 @@ func TestAppTokenRefusedThenRetriedOnce(t *testing.T) {
 			if got := fake.Requests(); got != 2 {
 				t.Errorf("%d sends, want 2 (one resend only)", got)
 			}
-			assertNoSecret(t, att, err, secretsOf(fake))
+			channeltest.AssertNoSecret(t, att, err, secretsOf(fake)...)
 		})
 	}
 }
@@ -388,7 +365,7 @@ func TestAppCodes(t *testing.T) {
 			if ce == nil || ce.Retry != tt.retry || ce.Code != fmt.Sprint(tt.code) || !strings.Contains(err.Error(), tt.wantInErr) {
 				t.Fatalf("err = %v (%+v), want retry %v with %q", err, ce, tt.retry, tt.wantInErr)
 			}
-			assertNoSecret(t, att, err, secretsOf(fake))
+			channeltest.AssertNoSecret(t, att, err, secretsOf(fake)...)
 		})
 	}
 }
@@ -427,7 +404,7 @@ func TestAppTokenFailures(t *testing.T) {
 			if att.Request.Method != "GET" || !strings.Contains(att.Request.URL, "/cgi-bin/gettoken?corpid=") || !strings.HasSuffix(att.Request.URL, "&corpsecret=******") {
 				t.Errorf("history should show the failed gettoken, masked: %s %s", att.Request.Method, att.Request.URL)
 			}
-			assertNoSecret(t, att, err, append(secretsOf(fake), "0123456789abcdef-wrong"))
+			channeltest.AssertNoSecret(t, att, err, append(secretsOf(fake), "0123456789abcdef-wrong")...)
 			if fake.Requests() != 0 {
 				t.Error("no message may be sent without a token")
 			}
@@ -443,7 +420,7 @@ func TestAppHTTPFailure(t *testing.T) {
 	if ce := channel.Classify(err); ce == nil || !ce.Retry {
 		t.Fatalf("err = %v, want retryable", err)
 	}
-	assertNoSecret(t, att, err, secretsOf(fake))
+	channeltest.AssertNoSecret(t, att, err, secretsOf(fake)...)
 }
 
 func TestValidate(t *testing.T) {
