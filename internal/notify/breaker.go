@@ -7,11 +7,12 @@ import (
 )
 
 // breaker keeps one broken endpoint from taking every delivery worker. A
-// channel may have at most perTarget attempts in flight; after
-// tripAfter consecutive network failures or timeouts its circuit opens
-// and its deliveries wait (snoozed, not attempted, not counted) until the
-// circuit closes again. A hanging endpoint so costs at most perTarget
-// workers, and only until it trips.
+// healthy endpoint gets as many workers as its deliveries need. Once it
+// fails to answer (a network error, a timeout) it may have at most
+// perTarget attempts in flight, and after tripAfter such failures in a row
+// its circuit opens: its deliveries wait (snoozed, not attempted, not
+// counted) until the circuit half-opens, when perTarget probes may go; one
+// more failure reopens it for twice as long, one success heals it.
 type breaker struct {
 	mu        sync.Mutex
 	now       func() time.Time
@@ -33,7 +34,7 @@ const (
 )
 
 func newBreaker(workers int, now func() time.Time) *breaker {
-	return &breaker{now: now, perTarget: max(4, workers/8), targets: map[string]*targetState{}}
+	return &breaker{now: now, perTarget: max(2, workers/25), targets: map[string]*targetState{}}
 }
 
 // acquire returns 0 when an attempt may start now (and must be released),
@@ -50,8 +51,8 @@ func (b *breaker) acquire(key string) time.Duration {
 	if now.Before(s.openUntil) {
 		return jitter(s.openUntil.Sub(now))
 	}
-	if s.inFlight >= b.perTarget {
-		return jitter(500 * time.Millisecond)
+	if s.failures > 0 && s.inFlight >= b.perTarget {
+		return jitter(time.Second)
 	}
 	s.inFlight++
 	return 0
@@ -75,11 +76,10 @@ func (b *breaker) release(key string, unreachable bool) {
 		return
 	}
 	s.failures++
-	if s.failures >= tripAfter {
+	if s.failures >= tripAfter && !b.now().Before(s.openUntil) {
 		cooldown := min(baseCooldown<<min(s.opened, 5), maxCooldown)
 		s.openUntil = b.now().Add(cooldown)
 		s.opened++
-		s.failures = 0
 	}
 }
 

@@ -1,0 +1,65 @@
+package notify
+
+import (
+	"testing"
+	"time"
+)
+
+func TestBreakerCapsAFailingEndpointAndOpensAfterFiveFailures(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1700000000, 0)
+	b := newBreaker(100, func() time.Time { return now })
+
+	// A healthy endpoint is not capped.
+	for range 50 {
+		if w := b.acquire("ok"); w != 0 {
+			t.Fatalf("healthy endpoint made to wait %v", w)
+		}
+	}
+	for range 50 {
+		b.release("ok", false)
+	}
+
+	// After one failure only perTarget attempts may be in flight.
+	if b.acquire("bad") != 0 {
+		t.Fatal("first attempt refused")
+	}
+	b.release("bad", true)
+	for i := range b.perTarget {
+		if w := b.acquire("bad"); w != 0 {
+			t.Fatalf("attempt %d of a failing endpoint refused", i)
+		}
+	}
+	if b.acquire("bad") == 0 {
+		t.Fatal("a failing endpoint got more than perTarget attempts in flight")
+	}
+	for range b.perTarget {
+		b.release("bad", true)
+	}
+	// Five failures in a row: the circuit is open for the cooldown.
+	w := b.acquire("bad")
+	if w < baseCooldown*8/10 || w > baseCooldown*12/10 {
+		t.Fatalf("open circuit wait %v, want about %v", w, baseCooldown)
+	}
+	// Half-open after the cooldown: a probe goes, fails, and the circuit
+	// reopens for twice as long.
+	now = now.Add(baseCooldown + time.Second)
+	if b.acquire("bad") != 0 {
+		t.Fatal("no probe after the cooldown")
+	}
+	b.release("bad", true)
+	if w := b.acquire("bad"); w < 2*baseCooldown*8/10 {
+		t.Fatalf("reopened circuit wait %v, want about %v", w, 2*baseCooldown)
+	}
+	// A success heals it.
+	now = now.Add(time.Hour)
+	if b.acquire("bad") != 0 {
+		t.Fatal("no probe after the second cooldown")
+	}
+	b.release("bad", false)
+	for range 10 {
+		if b.acquire("bad") != 0 {
+			t.Fatal("a healed endpoint is still capped")
+		}
+	}
+}
