@@ -52,6 +52,11 @@ func (b *breaker) acquire(key string) time.Duration {
 		return jitter(s.openUntil.Sub(now))
 	}
 	if s.failures > 0 && s.inFlight >= b.perTarget {
+		if s.opened > 0 {
+			// Half-open: the probes decide; the rest wait a whole
+			// cooldown rather than coming back every second.
+			return jitter(b.cooldown(s.opened - 1))
+		}
 		return jitter(time.Second)
 	}
 	s.inFlight++
@@ -77,10 +82,14 @@ func (b *breaker) release(key string, unreachable bool) {
 	}
 	s.failures++
 	if s.failures >= tripAfter && !b.now().Before(s.openUntil) {
-		cooldown := min(baseCooldown<<min(s.opened, 5), maxCooldown)
-		s.openUntil = b.now().Add(cooldown)
+		s.openUntil = b.now().Add(b.cooldown(s.opened))
 		s.opened++
 	}
+}
+
+// cooldown is how long the circuit stays open the n-th time in a row.
+func (b *breaker) cooldown(n int) time.Duration {
+	return min(baseCooldown<<min(n, 5), maxCooldown)
 }
 
 // jitter spreads waits by ±20% so that snoozed deliveries do not return
