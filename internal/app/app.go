@@ -26,6 +26,7 @@ import (
 	"github.com/herald-release/herald/internal/identity"
 	"github.com/herald-release/herald/internal/inventory"
 	"github.com/herald-release/herald/internal/notify"
+	"github.com/herald-release/herald/internal/plan"
 	"github.com/herald-release/herald/internal/queue"
 	"github.com/herald-release/herald/internal/release/engine"
 	"github.com/herald-release/herald/internal/secret"
@@ -44,6 +45,7 @@ type App struct {
 	Queue     *queue.Queue
 	Notify    *notify.Hub
 	Release   *engine.Engine
+	Plan      *plan.Service
 	API       *api.Server
 	Registry  *prometheus.Registry
 
