@@ -9,6 +9,7 @@ import (
 	"github.com/herald-release/herald/internal/notify/channel"
 	"github.com/herald-release/herald/internal/notify/channel/custom"
 	"github.com/herald-release/herald/internal/notify/channel/dingtalk"
+	"github.com/herald-release/herald/internal/notify/channel/email"
 	"github.com/herald-release/herald/internal/notify/channel/feishu"
 	"github.com/herald-release/herald/internal/notify/channel/wechat"
 )
@@ -17,7 +18,7 @@ import (
 var kinds = map[string]channel.Kind{}
 
 func init() {
-	for _, k := range []channel.Kind{feishu.Kind, dingtalk.Kind, wechat.Kind, custom.Kind /* email.Kind: pending */} {
+	for _, k := range []channel.Kind{feishu.Kind, dingtalk.Kind, wechat.Kind, custom.Kind, email.Kind} {
 		kinds[k.Type()] = k
 	}
 }
