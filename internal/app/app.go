@@ -148,9 +148,9 @@ func (a *App) Serve(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w: choose another address with HERALD_ADDR", a.Config.Addr, err)
 	}
-	if err := a.Queue.Start(ctx); err != nil {
+	if err := a.StartWork(ctx); err != nil {
 		ln.Close()
-		return fmt.Errorf("start the job queue: %w", err)
+		return err
 	}
 	srv := &http.Server{
 		Handler:           a.Handler(),
@@ -166,7 +166,7 @@ func (a *App) Serve(ctx context.Context, out io.Writer) error {
 
 	select {
 	case err := <-serveErr:
-		_ = a.Queue.Stop(context.Background(), a.Config.ShutdownGrace)
+		_ = a.StopWork(a.Config.ShutdownGrace)
 		return err
 	case <-ctx.Done():
 	}
@@ -174,11 +174,38 @@ func (a *App) Serve(ctx context.Context, out io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownGrace)
 	defer cancel()
 	httpErr := srv.Shutdown(sctx)
-	qErr := a.Queue.Stop(context.Background(), a.Config.ShutdownGrace)
+	qErr := a.StopWork(a.Config.ShutdownGrace)
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return errors.Join(httpErr, qErr)
+}
+
+// StartWork starts the background work: the job queue and the delivery
+// dispatcher.
+func (a *App) StartWork(ctx context.Context) error {
+	if err := a.Queue.Start(ctx); err != nil {
+		return fmt.Errorf("start the job queue: %w", err)
+	}
+	if err := a.Notify.Start(ctx); err != nil {
+		_ = a.Queue.Stop(ctx, 0)
+		return fmt.Errorf("start delivering notifications: %w", err)
+	}
+	return nil
+}
+
+// StopWork stops the background work; running jobs and attempts get grace
+// to finish (the two run side by side), and what is left is taken up by the
+// next start.
+func (a *App) StopWork(grace time.Duration) error {
+	done := make(chan struct{})
+	go func() {
+		a.Notify.Stop(grace)
+		close(done)
+	}()
+	err := a.Queue.Stop(context.Background(), grace)
+	<-done
+	return err
 }
 
 // announce prints, once, what a person starting Herald needs: where it is,

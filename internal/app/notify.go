@@ -8,8 +8,8 @@ import (
 	"github.com/herald-release/herald/internal/notify/channel"
 )
 
-// wireNotify builds the notification hub: it subscribes to every event and
-// registers the delivery worker.
+// wireNotify builds the notification hub: it subscribes to every event;
+// StartWork starts its deliveries.
 func (a *App) wireNotify(context.Context) error {
 	deps := channel.Deps{
 		HTTP:      a.Egress.Client(),
@@ -17,7 +17,7 @@ func (a *App) wireNotify(context.Context) error {
 		PublicURL: a.Config.PublicURL,
 		Version:   buildinfo.Version,
 	}
-	a.Notify = notify.New(a.DB, a.Box, a.Queue, a.Publisher, deps, notify.Options{
+	a.Notify = notify.New(a.DB, a.Box, a.Publisher, deps, notify.Options{
 		RetrySchedule: a.Config.RetrySchedule,
 		Log:           a.Log.With("component", "notify"),
 		Registry:      a.Registry,

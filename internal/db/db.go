@@ -42,6 +42,21 @@ type Tx interface {
 	Querier
 	Raw() any
 	Dialect() Dialect
+	// AfterCommit runs fn once the transaction has committed, and never if
+	// it rolls back: how work that the change makes ready (deliveries to
+	// send) is announced without being seen before it exists.
+	AfterCommit(fn func())
+}
+
+// commitHooks collects a transaction's AfterCommit functions.
+type commitHooks struct{ fns []func() }
+
+func (h *commitHooks) add(fn func()) { h.fns = append(h.fns, fn) }
+
+func (h *commitHooks) run() {
+	for _, fn := range h.fns {
+		fn()
+	}
 }
 
 // Rows iterates over a result set.
@@ -157,21 +172,31 @@ func (d *DB) InTx(ctx context.Context, fn func(Tx) error) error {
 		if err != nil {
 			return fmt.Errorf("begin transaction: %w", err)
 		}
-		if err := fn(pgTx{ptx}); err != nil {
+		hooks := &commitHooks{}
+		if err := fn(pgTx{ptx, hooks}); err != nil {
 			_ = ptx.Rollback(context.WithoutCancel(ctx))
 			return err
 		}
-		return mapErr(ptx.Commit(ctx))
+		if err := ptx.Commit(ctx); err != nil {
+			return mapErr(err)
+		}
+		hooks.run()
+		return nil
 	}
 	stx, err := d.sqlDB.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	if err := fn(sqliteTx{stx}); err != nil {
+	hooks := &commitHooks{}
+	if err := fn(sqliteTx{stx, hooks}); err != nil {
 		_ = stx.Rollback()
 		return err
 	}
-	return mapErr(stx.Commit())
+	if err := stx.Commit(); err != nil {
+		return mapErr(err)
+	}
+	hooks.run()
+	return nil
 }
 
 func (d *DB) Exec(ctx context.Context, q string, args ...any) (int64, error) {
@@ -203,10 +228,14 @@ type sqlRunner interface {
 	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
 }
 
-type sqliteTx struct{ tx *sql.Tx }
+type sqliteTx struct {
+	tx    *sql.Tx
+	hooks *commitHooks
+}
 
-func (t sqliteTx) Raw() any         { return t.tx }
-func (t sqliteTx) Dialect() Dialect { return SQLite }
+func (t sqliteTx) Raw() any              { return t.tx }
+func (t sqliteTx) AfterCommit(fn func()) { t.hooks.add(fn) }
+func (t sqliteTx) Dialect() Dialect      { return SQLite }
 func (t sqliteTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 	return sqlExec(ctx, t.tx, q, args)
 }
@@ -250,10 +279,14 @@ type pgRunner interface {
 	Query(ctx context.Context, q string, args ...any) (pgx.Rows, error)
 }
 
-type pgTx struct{ tx pgx.Tx }
+type pgTx struct {
+	tx    pgx.Tx
+	hooks *commitHooks
+}
 
-func (t pgTx) Raw() any         { return t.tx }
-func (t pgTx) Dialect() Dialect { return Postgres }
+func (t pgTx) Raw() any              { return t.tx }
+func (t pgTx) AfterCommit(fn func()) { t.hooks.add(fn) }
+func (t pgTx) Dialect() Dialect      { return Postgres }
 func (t pgTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 	return pgExec(ctx, t.tx, q, args)
 }

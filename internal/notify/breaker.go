@@ -6,18 +6,24 @@ import (
 	"time"
 )
 
-// breaker keeps one broken endpoint from taking every delivery worker. A
-// healthy endpoint gets as many workers as its deliveries need. Once it
-// fails to answer (a network error, a timeout) it may have at most
-// perTarget attempts in flight, and after tripAfter such failures in a row
-// its circuit opens: its deliveries wait (snoozed, not attempted, not
-// counted) until the circuit half-opens, when perTarget probes may go; one
-// more failure reopens it for twice as long, one success heals it.
+// breaker keeps one broken endpoint from taking every delivery worker.
+//
+// An endpoint alone gets every worker its deliveries need; while others
+// are busy too, no endpoint holds more than twice its fair share, so one
+// that hangs until its timeout can only ever hold that share, even before
+// its first failure is known. Once it fails to answer (a network error, a
+// timeout) it may have at most perTarget attempts in flight, and after
+// tripAfter such failures in a row its circuit opens: its deliveries wait
+// (not attempted, not counted) until the circuit half-opens, when
+// perTarget probes may go; one more failure reopens it for twice as long,
+// one success heals it.
 type breaker struct {
 	mu        sync.Mutex
 	now       func() time.Time
+	workers   int
 	perTarget int
-	targets   map[string]*targetState
+	targets   map[string]*targetState // the endpoints with attempts in flight or failures
+	active    int                     // how many of them have attempts in flight
 }
 
 type targetState struct {
@@ -34,7 +40,7 @@ const (
 )
 
 func newBreaker(workers int, now func() time.Time) *breaker {
-	return &breaker{now: now, perTarget: max(2, workers/25), targets: map[string]*targetState{}}
+	return &breaker{now: now, workers: workers, perTarget: max(2, workers/25), targets: map[string]*targetState{}}
 }
 
 // acquire returns 0 when an attempt may start now (and must be released),
@@ -59,6 +65,12 @@ func (b *breaker) acquire(key string) time.Duration {
 		}
 		return jitter(time.Second)
 	}
+	if b.active > 1 && s.inFlight >= max(b.perTarget, 2*b.workers/b.active) {
+		return jitter(time.Second)
+	}
+	if s.inFlight == 0 {
+		b.active++
+	}
 	s.inFlight++
 	return 0
 }
@@ -73,6 +85,9 @@ func (b *breaker) release(key string, unreachable bool) {
 		return
 	}
 	s.inFlight--
+	if s.inFlight == 0 {
+		b.active--
+	}
 	if !unreachable {
 		s.failures, s.opened = 0, 0
 		if s.inFlight == 0 {

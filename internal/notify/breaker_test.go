@@ -63,3 +63,43 @@ func TestBreakerCapsAFailingEndpointAndOpensAfterFiveFailures(t *testing.T) {
 		}
 	}
 }
+
+func TestBreakerKeepsAHangingEndpointToItsShareBeforeItFails(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1700000000, 0)
+	b := newBreaker(100, func() time.Time { return now })
+
+	// Alone, an endpoint may use every worker.
+	for i := range 100 {
+		if w := b.acquire("alone"); w != 0 {
+			t.Fatalf("attempt %d of the only busy endpoint made to wait %v", i, w)
+		}
+	}
+	for range 100 {
+		b.release("alone", false)
+	}
+
+	// Ten endpoints busy at once: one that hangs (its attempts never
+	// end) stops at twice its fair share, leaving the rest to the others.
+	for i := range 9 {
+		if b.acquire(string(rune('a'+i))) != 0 {
+			t.Fatal("a healthy endpoint was refused")
+		}
+	}
+	held := 0
+	for b.acquire("hangs") == 0 {
+		held++
+		if held > 100 {
+			t.Fatal("the hanging endpoint took every worker")
+		}
+	}
+	if want := 2 * 100 / 10; held != want {
+		t.Fatalf("the hanging endpoint holds %d workers, want %d (twice its share of 10)", held, want)
+	}
+	// The healthy ones still get theirs.
+	for i := range 9 {
+		if w := b.acquire(string(rune('a'+i))); w != 0 {
+			t.Fatalf("healthy endpoint %d made to wait %v while another hangs", i, w)
+		}
+	}
+}

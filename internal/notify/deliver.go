@@ -8,55 +8,10 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/riverqueue/river"
-
 	"github.com/herald-release/herald/internal/db"
 	"github.com/herald-release/herald/internal/event"
 	"github.com/herald-release/herald/internal/notify/channel"
 )
-
-// DeliverArgs is one delivery: one event to one channel. Retries and
-// rate-limit waits snooze the same job, so every attempt carries the same
-// event (and so the same webhook-id).
-type DeliverArgs struct {
-	DeliveryID string `json:"delivery_id"`
-	EventID    string `json:"event_id"`
-	ConfigID   string `json:"config_id"`
-	ChannelID  string `json:"channel_id"`
-}
-
-// Kind names the job for River.
-func (DeliverArgs) Kind() string { return "notify.deliver" }
-
-// InsertOpts puts deliveries on their own queue. MaxAttempts bounds only
-// Herald's own failures (a database error); platform retries are counted
-// in history, not by River.
-func (DeliverArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueName, MaxAttempts: 10}
-}
-
-type deliverWorker struct {
-	river.WorkerDefaults[DeliverArgs]
-	hub *Hub
-}
-
-func registerWorker(q interface{ Workers() *river.Workers }, h *Hub) {
-	river.AddWorker(q.Workers(), &deliverWorker{hub: h})
-}
-
-// Timeout bounds one job run: the slowest channel (custom, up to 60s)
-// plus the bookkeeping.
-func (w *deliverWorker) Timeout(*river.Job[DeliverArgs]) time.Duration { return 90 * time.Second }
-
-// Work makes one attempt, records it, and snoozes the job when the
-// platform asks to be tried again later.
-func (w *deliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
-	// On a job's first run no attempt can have been recorded yet, and
-	// history need not be counted. River lists a job's runs in AttemptedBy
-	// (a snooze does not raise Attempt, but it does add a run).
-	first := job.Attempt <= 1 && len(job.AttemptedBy) <= 1
-	return w.hub.attempt(ctx, job.Args, !first)
-}
 
 // imTimeout bounds an IM or email attempt; custom channels set their own.
 const imTimeout = 10 * time.Second
@@ -115,48 +70,46 @@ func (h *Hub) loadEvent(ctx context.Context, eventID string) (*event.Envelope, e
 	return ev, nil
 }
 
-func (h *Hub) attempt(ctx context.Context, a DeliverArgs, mayHaveHistory bool) error {
-	t, err := h.loadTarget(ctx, a.ChannelID)
+// attempt makes one attempt of dl and commits its outcome: history and
+// the delivery's next due time, or its end. An error means Herald itself
+// failed (the database); the claim then runs out and the delivery is tried
+// again.
+func (h *Hub) attempt(ctx context.Context, dl delivery) error {
+	t, err := h.loadTarget(ctx, dl.ChannelID)
 	if errors.Is(err, errNoChannel) {
 		// The configuration or channel was deleted after the event: there
 		// is nowhere to deliver to, and nothing to retry.
-		h.log.Info("delivery dropped: its channel was deleted", "delivery_id", a.DeliveryID, "channel_id", a.ChannelID)
-		return nil
+		h.log.Info("delivery dropped: its channel was deleted", "delivery_id", dl.DeliveryID, "channel_id", dl.ChannelID)
+		return h.finish(ctx, outcome{queue: dl.done()})
 	}
 	if err != nil {
 		return err
 	}
-	ev, err := h.loadEvent(ctx, a.EventID)
+	ev, err := h.loadEvent(ctx, dl.EventID)
 	if err != nil {
 		return err
 	}
-	n := 0
-	if mayHaveHistory {
-		if n, err = h.attemptCount(ctx, a.DeliveryID); err != nil {
-			return err
-		}
-	}
-	rec := attemptRecord{args: a, ev: ev, channelType: t.channel.Type, attempt: n + 1}
+	rec := attemptRecord{args: dl, ev: ev, channelType: t.channel.Type, attempt: dl.attempts + 1}
 
 	if !t.configEnabled || !t.channel.Enabled {
 		rec.status, rec.err = statusFailed, "the channel or its configuration was disabled before this delivery was sent"
-		return h.record(ctx, rec)
+		return h.finish(ctx, outcome{rec: &rec, queue: dl.done()})
 	}
 	kind := kinds[t.channel.Type]
 	sender, err := kind.New(t.channel.Config, h.deps)
 	if err != nil {
 		rec.status, rec.err = statusFailed, "the channel's configuration cannot be used: "+err.Error()
-		return h.record(ctx, rec)
+		return h.finish(ctx, outcome{rec: &rec, queue: dl.done()})
 	}
 	if wait := h.breaker.acquire(t.channel.ID); wait > 0 {
 		h.metrics.attempts.WithLabelValues(t.channel.Type, "circuit_open").Inc()
-		return river.JobSnooze(wait)
+		return h.finish(ctx, outcome{queue: dl.later(wait, dl.attempts)})
 	}
 	key, limits := sender.RateLimits()
 	if wait := h.limiter.reserve(key, limits); wait > 0 {
 		h.breaker.release(t.channel.ID, false)
 		h.metrics.attempts.WithLabelValues(t.channel.Type, "rate_limited").Inc()
-		return river.JobSnooze(wait)
+		return h.finish(ctx, outcome{queue: dl.later(wait, dl.attempts)})
 	}
 
 	timeout := imTimeout
@@ -167,6 +120,12 @@ func (h *Hub) attempt(ctx context.Context, a DeliverArgs, mayHaveHistory bool) e
 	start := time.Now()
 	res, sendErr := sender.Send(actx, ev)
 	cancel()
+	if ctx.Err() != nil {
+		// Herald is stopping and the grace ran out: this was not a real
+		// attempt. Hand the delivery back, due at once for the next start.
+		h.breaker.release(t.channel.ID, false)
+		return h.finish(ctx, outcome{queue: dl.later(0, dl.attempts)})
+	}
 	// No status code means the endpoint never answered: a network error
 	// or a timeout, what the breaker counts.
 	h.breaker.release(t.channel.ID, sendErr != nil && res.StatusCode == 0)
@@ -177,7 +136,7 @@ func (h *Hub) attempt(ctx context.Context, a DeliverArgs, mayHaveHistory bool) e
 	if sendErr == nil {
 		rec.status = statusSuccess
 		h.metrics.attempts.WithLabelValues(t.channel.Type, "success").Inc()
-		return h.record(ctx, rec)
+		return h.finish(ctx, outcome{rec: &rec, queue: dl.done()})
 	}
 	ce := channel.Classify(sendErr)
 	rec.err = ce.Error()
@@ -188,7 +147,7 @@ func (h *Hub) attempt(ctx context.Context, a DeliverArgs, mayHaveHistory bool) e
 		if err := h.disableChannel(ctx, t.channel.ID, "the endpoint answered 410 Gone"); err != nil {
 			return err
 		}
-		return h.record(ctx, rec)
+		return h.finish(ctx, outcome{rec: &rec, queue: dl.done()})
 	}
 	retries, delay := h.retryPlan(sender, rec.attempt)
 	if !ce.Retry || rec.attempt > retries {
@@ -197,16 +156,30 @@ func (h *Hub) attempt(ctx context.Context, a DeliverArgs, mayHaveHistory bool) e
 			rec.err += fmt.Sprintf(" (gave up after %d attempts)", rec.attempt)
 		}
 		h.metrics.attempts.WithLabelValues(t.channel.Type, "failed").Inc()
-		return h.record(ctx, rec)
+		return h.finish(ctx, outcome{rec: &rec, queue: dl.done()})
 	}
 	delay = max(delay, ce.RetryAfter)
 	next := time.Now().Add(delay)
 	rec.status, rec.nextAttemptAt = statusPending, &next
 	h.metrics.attempts.WithLabelValues(t.channel.Type, "retry").Inc()
-	if err := h.record(ctx, rec); err != nil {
-		return err
-	}
-	return river.JobSnooze(delay)
+	return h.finish(ctx, outcome{rec: &rec, queue: &queueChange{id: dl.DeliveryID, claim: dl.claim, due: next, attempts: rec.attempt}})
+}
+
+// finish commits an outcome, even when ctx has been cancelled meanwhile:
+// what was sent must be recorded.
+func (h *Hub) finish(ctx context.Context, out outcome) error {
+	_, err := h.history.write(context.WithoutCancel(ctx), h, out)
+	return err
+}
+
+// done ends dl's claim for good.
+func (dl delivery) done() *queueChange {
+	return &queueChange{id: dl.DeliveryID, claim: dl.claim, done: true}
+}
+
+// later hands dl back, due after wait, with attempts made so far.
+func (dl delivery) later(wait time.Duration, attempts int) *queueChange {
+	return &queueChange{id: dl.DeliveryID, claim: dl.claim, due: time.Now().Add(wait), attempts: attempts}
 }
 
 // retryPlan returns how many retries the channel gets after its first
@@ -233,12 +206,6 @@ func (h *Hub) retryPlan(s channel.Sender, n int) (int, time.Duration) {
 		d = time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 	}
 	return retries, d
-}
-
-func (h *Hub) attemptCount(ctx context.Context, deliveryID string) (int, error) {
-	var n int
-	err := h.db.QueryRow(ctx, `SELECT COUNT(*) FROM delivery_attempts WHERE delivery_id = $1`, deliveryID).Scan(&n)
-	return n, err
 }
 
 // requestJSON is the stored form of the masked request.

@@ -49,7 +49,7 @@ type Entry struct {
 }
 
 type attemptRecord struct {
-	args          DeliverArgs
+	args          delivery
 	ev            *event.Envelope
 	channelType   string
 	attempt       int
@@ -71,12 +71,6 @@ func taskAndPlan(ev *event.Envelope) (taskID, planID, projectID string) {
 		projectID = ev.Project.ID
 	}
 	return
-}
-
-// record stores an attempt in history.
-func (h *Hub) record(ctx context.Context, r attemptRecord) error {
-	_, err := h.history.write(ctx, h, r)
-	return err
 }
 
 func newEntryID() string { return id.New("dat") }
@@ -154,7 +148,8 @@ func (h *Hub) History(ctx context.Context, f Filter, p page.Params) (page.Page[*
 	add := func(col, v string) {
 		if v != "" {
 			args = append(args, v)
-			where += ` AND ` + col + ` = $` + strconv.Itoa(len(args))
+			// "<> ''" lets the partial indexes on task_id and plan_id serve.
+			where += ` AND ` + col + ` = $` + strconv.Itoa(len(args)) + ` AND ` + col + ` <> ''`
 		}
 	}
 	add("config_id", f.ConfigID)
@@ -209,8 +204,7 @@ func (h *Hub) Redeliver(ctx context.Context, entryID string) (string, error) {
 	}
 	deliveryID := id.New("dlv")
 	err = h.db.InTx(ctx, func(tx db.Tx) error {
-		_, err := h.queue.InsertTx(ctx, tx, DeliverArgs{DeliveryID: deliveryID, EventID: e.EventID, ConfigID: e.ConfigID, ChannelID: e.ChannelID}, nil)
-		return err
+		return h.enqueue(ctx, tx, []delivery{{DeliveryID: deliveryID, EventID: e.EventID, ConfigID: e.ConfigID, ChannelID: e.ChannelID}})
 	})
 	return deliveryID, err
 }

@@ -4,14 +4,18 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/herald-release/herald/internal/db"
 )
 
-// historyWriter writes attempt rows in groups: the attempts that finish
-// while one group is being committed go together in the next transaction.
-// Each caller still waits for its own row to be committed, so an attempt
-// is never reported done before its history is safe.
+// historyWriter commits the outcome of attempts in groups: the attempts
+// that finish while one group is being committed go together in the next
+// transaction. An outcome is a history row, the change to the delivery's
+// queue row (done, or due again later), or both, committed together so that
+// history and the queue never disagree. Each caller still waits for its own
+// outcome to be committed, so an attempt is never reported done before it
+// is safe.
 type historyWriter struct {
 	db  *db.DB
 	log *slog.Logger
@@ -21,8 +25,27 @@ type historyWriter struct {
 	busy    bool
 }
 
+// outcome is what one attempt (or one decision not to attempt yet) leaves.
+type outcome struct {
+	// rec is the history row; nil when nothing was attempted (a wait for a
+	// rate limit or an open circuit).
+	rec *attemptRecord
+	// queue is the change to the delivery's queue row; nil for attempts
+	// that have none (the test button).
+	queue *queueChange
+}
+
+// queueChange ends a claim: the delivery is done (deleted), or due again at
+// due with attempts made so far.
+type queueChange struct {
+	id, claim string
+	done      bool
+	due       time.Time
+	attempts  int
+}
+
 type historyWrite struct {
-	rec  attemptRecord
+	out  outcome
 	id   string
 	done chan error
 }
@@ -31,9 +54,12 @@ func newHistoryWriter(d *db.DB, log *slog.Logger) *historyWriter {
 	return &historyWriter{db: d, log: log}
 }
 
-// write stores one attempt and returns its entry id once committed.
-func (w *historyWriter) write(ctx context.Context, h *Hub, rec attemptRecord) (string, error) {
-	hw := historyWrite{rec: rec, id: newEntryID(), done: make(chan error, 1)}
+// write commits one outcome and returns its history entry id, if it has one.
+func (w *historyWriter) write(ctx context.Context, h *Hub, out outcome) (string, error) {
+	hw := historyWrite{out: out, done: make(chan error, 1)}
+	if out.rec != nil {
+		hw.id = newEntryID()
+	}
 	w.mu.Lock()
 	w.pending = append(w.pending, hw)
 	lead := !w.busy
@@ -60,8 +86,15 @@ func (w *historyWriter) drain(ctx context.Context, h *Hub) {
 		w.mu.Unlock()
 		err := w.db.InTx(ctx, func(tx db.Tx) error {
 			for _, g := range group {
-				if err := h.insertAttemptRow(ctx, tx, g.id, g.rec); err != nil {
-					return err
+				if g.out.rec != nil {
+					if err := h.insertAttemptRow(ctx, tx, g.id, *g.out.rec); err != nil {
+						return err
+					}
+				}
+				if c := g.out.queue; c != nil {
+					if err := applyQueueChange(ctx, tx, c); err != nil {
+						return err
+					}
 				}
 			}
 			return nil
@@ -70,4 +103,17 @@ func (w *historyWriter) drain(ctx context.Context, h *Hub) {
 			g.done <- err
 		}
 	}
+}
+
+// applyQueueChange ends a claim. A claim that no longer holds (its lease
+// ran out and another process took the delivery) changes nothing: that
+// process now owns the delivery's fate.
+func applyQueueChange(ctx context.Context, tx db.Tx, c *queueChange) error {
+	if c.done {
+		_, err := tx.Exec(ctx, `DELETE FROM delivery_queue WHERE id = $1 AND claim = $2`, c.id, c.claim)
+		return err
+	}
+	_, err := tx.Exec(ctx, `UPDATE delivery_queue SET due_at = $1, attempts = $2, claim = '' WHERE id = $3 AND claim = $4`,
+		c.due.UnixMilli(), c.attempts, c.id, c.claim)
+	return err
 }

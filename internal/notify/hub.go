@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -9,13 +10,8 @@ import (
 	"github.com/herald-release/herald/internal/db"
 	"github.com/herald-release/herald/internal/event"
 	"github.com/herald-release/herald/internal/notify/channel"
-	"github.com/herald-release/herald/internal/queue"
 	"github.com/herald-release/herald/internal/secret"
 )
-
-// QueueName is the River queue deliveries run on: separate from the release
-// engine's, so a burst of notifications never delays a release step.
-const QueueName = "notify"
 
 // Options configure the hub.
 type Options struct {
@@ -31,22 +27,22 @@ type Options struct {
 
 // Hub routes events to channels and delivers them.
 type Hub struct {
-	db      *db.DB
-	box     *secret.Box
-	queue   *queue.Queue
-	pub     *event.Publisher
-	deps    channel.Deps
-	opts    Options
-	limiter *limiter
-	breaker *breaker
-	cache   *cache
-	history *historyWriter
-	metrics *metrics
-	log     *slog.Logger
+	db       *db.DB
+	box      *secret.Box
+	pub      *event.Publisher
+	deps     channel.Deps
+	opts     Options
+	limiter  *limiter
+	breaker  *breaker
+	cache    *cache
+	history  *historyWriter
+	dispatch *dispatcher
+	metrics  *metrics
+	log      *slog.Logger
 }
 
-// New builds the hub, subscribes it to pub and registers its worker on q.
-func New(d *db.DB, box *secret.Box, q *queue.Queue, pub *event.Publisher, deps channel.Deps, opts Options) *Hub {
+// New builds the hub and subscribes it to pub; Start begins delivering.
+func New(d *db.DB, box *secret.Box, pub *event.Publisher, deps channel.Deps, opts Options) *Hub {
 	if opts.Workers == 0 {
 		opts.Workers = 100
 	}
@@ -56,11 +52,23 @@ func New(d *db.DB, box *secret.Box, q *queue.Queue, pub *event.Publisher, deps c
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	h := &Hub{db: d, box: box, queue: q, pub: pub, deps: deps, opts: opts,
+	h := &Hub{db: d, box: box, pub: pub, deps: deps, opts: opts,
 		limiter: newLimiter(deps.Now), breaker: newBreaker(opts.Workers, deps.Now), cache: newCache(), metrics: newMetrics(opts.Registry), log: opts.Log}
 	h.history = newHistoryWriter(d, h.log)
+	poll := time.Second
+	if d.Dialect() == db.Postgres {
+		// Other processes sharing the database enqueue without waking
+		// this one; a short poll lets it help with their deliveries.
+		poll = 200 * time.Millisecond
+	}
+	h.dispatch = newDispatcher(h, opts.Workers, poll)
 	pub.Subscribe(h.route)
-	q.AddQueue(QueueName, opts.Workers)
-	registerWorker(q, h)
 	return h
 }
+
+// Start begins delivering; it returns at once.
+func (h *Hub) Start(ctx context.Context) error { return h.dispatch.Start(ctx) }
+
+// Stop stops taking deliveries and lets running attempts finish for up to
+// grace; the rest are handed back for the next start.
+func (h *Hub) Stop(grace time.Duration) { h.dispatch.Stop(grace) }

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/riverqueue/river"
-
 	"github.com/herald-release/herald/internal/db"
 	"github.com/herald-release/herald/internal/event"
 	"github.com/herald-release/herald/internal/id"
@@ -27,23 +25,21 @@ func (h *Hub) route(ctx context.Context, tx db.Tx, ev *event.Envelope) error {
 	if err != nil {
 		return fmt.Errorf("route %s: %w", ev.EventType, err)
 	}
-	var jobs []river.InsertManyParams
+	var ds []delivery
 	for _, r := range routes {
 		if len(r.events) > 0 && !slices.Contains(r.events, ev.EventType) {
 			continue
 		}
-		jobs = append(jobs, river.InsertManyParams{Args: DeliverArgs{
-			DeliveryID: id.New("dlv"), EventID: ev.ID, ConfigID: r.configID, ChannelID: r.channelID,
-		}})
+		ds = append(ds, delivery{DeliveryID: id.New("dlv"), EventID: ev.ID, ConfigID: r.configID, ChannelID: r.channelID})
 	}
-	if len(jobs) == 0 {
+	if len(ds) == 0 {
 		return nil
 	}
-	if _, err := h.queue.InsertManyTx(ctx, tx, jobs); err != nil {
+	if err := h.enqueue(ctx, tx, ds); err != nil {
 		return fmt.Errorf("enqueue deliveries of %s: %w", ev.EventType, err)
 	}
 	h.cache.putEvent(ev)
-	h.metrics.routed.Add(float64(len(jobs)))
+	h.metrics.routed.Add(float64(len(ds)))
 	return nil
 }
 

@@ -98,7 +98,7 @@ func (h *Hub) Test(ctx context.Context, configID string, actor event.Actor) (*Te
 
 func (h *Hub) testOne(ctx context.Context, c *Config, ch Channel, ev *event.Envelope) TestResult {
 	rec := attemptRecord{
-		args:        DeliverArgs{DeliveryID: id.New("dlv"), EventID: ev.ID, ConfigID: c.ID, ChannelID: ch.ID},
+		args:        delivery{DeliveryID: id.New("dlv"), EventID: ev.ID, ConfigID: c.ID, ChannelID: ch.ID},
 		ev:          ev,
 		channelType: ch.Type,
 		attempt:     1,
@@ -125,7 +125,7 @@ func (h *Hub) testOne(ctx context.Context, c *Config, ch Channel, ev *event.Enve
 			rec.status, rec.err = statusFailed, channel.Classify(err).Error()
 		}
 	}
-	entryID, ierr := h.history.write(context.WithoutCancel(ctx), h, rec)
+	entryID, ierr := h.history.write(context.WithoutCancel(ctx), h, outcome{rec: &rec})
 	if ierr != nil {
 		h.log.Error("record test attempt", "error", ierr)
 	}

@@ -62,14 +62,14 @@ func New(t testing.TB, dialect db.Dialect, opts ...Option) *Env {
 	if err != nil {
 		t.Fatalf("open test Herald: %v", err)
 	}
-	if err := a.Queue.Start(ctx); err != nil {
-		t.Fatalf("start queue: %v", err)
+	if err := a.StartWork(ctx); err != nil {
+		t.Fatalf("start: %v", err)
 	}
 	srv := httptest.NewServer(a.Handler())
 	cfg.PublicURL = srv.URL
 	t.Cleanup(func() {
 		srv.Close()
-		_ = a.Queue.Stop(context.Background(), 5*time.Second)
+		_ = a.StopWork(5 * time.Second)
 		a.Close()
 	})
 	return &Env{App: a, Server: srv, URL: srv.URL, Token: AdminToken}

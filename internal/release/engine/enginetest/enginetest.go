@@ -65,8 +65,8 @@ func Start(t testing.TB, url, dir string) *Env {
 	if err != nil {
 		t.Fatalf("open test Herald: %v", err)
 	}
-	if err := a.Queue.Start(ctx); err != nil {
-		t.Fatalf("start queue: %v", err)
+	if err := a.StartWork(ctx); err != nil {
+		t.Fatalf("start: %v", err)
 	}
 	srv := httptest.NewServer(a.Handler())
 	cfg.PublicURL = srv.URL
@@ -80,7 +80,7 @@ func Start(t testing.TB, url, dir string) *Env {
 		srv.Close()
 		// A short grace: running scripts are killed and their hosts left
 		// running, as when Herald is stopped in the middle of a task.
-		_ = a.Queue.Stop(context.Background(), 200*time.Millisecond)
+		_ = a.StopWork(200 * time.Millisecond)
 		a.Close()
 	}
 	t.Cleanup(e.stop)

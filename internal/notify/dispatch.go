@@ -1,0 +1,323 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/herald-release/herald/internal/db"
+	"github.com/herald-release/herald/internal/id"
+)
+
+// delivery is one event to one channel, as claimed from delivery_queue.
+// Every attempt carries the same event, and so the same webhook-id.
+type delivery struct {
+	DeliveryID string
+	EventID    string
+	ConfigID   string
+	ChannelID  string
+	// attempts made before this one.
+	attempts int
+	// claim is the token of the claim that handed this delivery out; the
+	// result is written only while the claim still holds.
+	claim string
+}
+
+const (
+	// claimBatch is the most deliveries one claim takes.
+	claimBatch = 256
+	// lease is how long a claimed delivery stays with its process before
+	// another may take it. A live process renews the leases of its running
+	// attempts every renewEvery, so an attempt may take longer (custom
+	// channels wait up to 60s); a dead one's deliveries are due again
+	// within lease.
+	lease      = 20 * time.Second
+	renewEvery = 5 * time.Second
+)
+
+// dispatcher hands due deliveries to a fixed number of concurrent
+// attempts. It claims them in batches (one statement for up to claimBatch
+// rows), and is woken by the commits that enqueue deliveries, so an event
+// reaches its channels within milliseconds without busy polling.
+//
+// Several processes sharing PostgreSQL each run one; claims skip rows
+// another process holds (FOR UPDATE SKIP LOCKED), and a claim is a lease:
+// the deliveries of a process that died are due again when it ends.
+type dispatcher struct {
+	h     *Hub
+	slots int
+	// poll bounds how long the dispatcher sleeps without a wake-up: other
+	// processes sharing PostgreSQL enqueue without waking this one.
+	poll time.Duration
+
+	wake     chan struct{}
+	freed    chan struct{}
+	inFlight atomic.Int64
+
+	claimsMu sync.Mutex
+	claims   map[string]int // claim token → attempts of it still running
+
+	mu      sync.Mutex
+	stop    context.CancelFunc // ends the claim loop
+	abort   context.CancelFunc // cancels attempts still running after the grace
+	loop    chan struct{}      // closed when the claim loop has returned
+	running sync.WaitGroup     // attempts in flight
+}
+
+func newDispatcher(h *Hub, slots int, poll time.Duration) *dispatcher {
+	return &dispatcher{h: h, slots: slots, poll: poll, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
+		claims: map[string]int{}}
+}
+
+// poke tells the dispatcher that deliveries may be due now.
+func (d *dispatcher) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Start begins claiming deliveries; it returns at once.
+func (d *dispatcher) Start(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.loop != nil {
+		return errors.New("notify: the dispatcher is already started")
+	}
+	if d.h.db.Dialect() == db.SQLite {
+		// A SQLite database has one Herald process: claims left by an
+		// earlier process are from one that stopped or died, due again now.
+		if _, err := d.h.db.Exec(ctx, `UPDATE delivery_queue SET due_at = $1, claim = '' WHERE claim <> ''`,
+			time.Now().UnixMilli()); err != nil {
+			return err
+		}
+	}
+	loopCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	workCtx, abort := context.WithCancel(context.WithoutCancel(ctx))
+	d.stop, d.abort, d.loop = stop, abort, make(chan struct{})
+	go func() {
+		defer close(d.loop)
+		go d.renewLoop(workCtx)
+		d.claimLoop(loopCtx, workCtx)
+	}()
+	return nil
+}
+
+// renewLoop keeps the leases of running attempts until Stop is done.
+func (d *dispatcher) renewLoop(ctx context.Context) {
+	t := time.NewTicker(renewEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.claimsMu.Lock()
+		args := []any{time.Now().Add(lease).UnixMilli()}
+		for token := range d.claims {
+			args = append(args, token)
+		}
+		d.claimsMu.Unlock()
+		if len(args) == 1 {
+			continue
+		}
+		in := make([]byte, 0, len(args)*4)
+		for i := 2; i <= len(args); i++ {
+			if i > 2 {
+				in = append(in, ',')
+			}
+			in = append(in, '$')
+			in = strconv.AppendInt(in, int64(i), 10)
+		}
+		if _, err := d.h.db.Exec(ctx, `UPDATE delivery_queue SET due_at = $1 WHERE claim IN (`+string(in)+`)`, args...); err != nil && ctx.Err() == nil {
+			d.h.log.Error("renew the leases of running deliveries", "error", err)
+		}
+	}
+}
+
+func (d *dispatcher) hold(token string, n int) {
+	d.claimsMu.Lock()
+	d.claims[token] += n
+	d.claimsMu.Unlock()
+}
+
+func (d *dispatcher) drop(token string) {
+	d.claimsMu.Lock()
+	if d.claims[token]--; d.claims[token] <= 0 {
+		delete(d.claims, token)
+	}
+	d.claimsMu.Unlock()
+}
+
+// Stop stops claiming, lets running attempts finish for up to grace, then
+// cancels them; a cancelled attempt records nothing and its delivery is
+// handed back, due at once for the next start.
+func (d *dispatcher) Stop(grace time.Duration) {
+	d.mu.Lock()
+	stop, abort, loop := d.stop, d.abort, d.loop
+	d.mu.Unlock()
+	if loop == nil {
+		return
+	}
+	stop()
+	<-loop
+	finished := make(chan struct{})
+	go func() {
+		d.running.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-time.After(grace):
+		abort()
+		<-finished
+	}
+	abort()
+}
+
+func (d *dispatcher) claimLoop(ctx, workCtx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	// backlog: the last claim took all it asked for, so more are due. Then
+	// slots are refilled in batches (a quarter of them at least), not one
+	// claim per finished attempt.
+	backlog := false
+	refill := max(1, d.slots/4)
+	for {
+		wait := d.poll
+		if free := d.slots - int(d.inFlight.Load()); free > 0 && (!backlog || free >= refill) {
+			want := min(free, claimBatch)
+			batch, err := d.claim(ctx, want)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				d.h.log.Error("claim deliveries; trying again in a second", "error", err)
+				wait = time.Second
+			default:
+				if len(batch) > 0 {
+					d.hold(batch[0].claim, len(batch))
+				}
+				for _, dl := range batch {
+					d.inFlight.Add(1)
+					d.running.Add(1)
+					go d.run(workCtx, dl)
+				}
+				backlog = len(batch) == want
+				if backlog {
+					continue // there may be more due already
+				}
+				if next, ok, err := d.nextDue(ctx); err == nil && ok {
+					wait = min(wait, max(time.Until(next), time.Millisecond))
+				}
+			}
+		} else {
+			wait = time.Hour // until enough slots free
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-d.freed:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+func (d *dispatcher) run(ctx context.Context, dl delivery) {
+	defer func() {
+		d.drop(dl.claim)
+		d.inFlight.Add(-1)
+		d.running.Done()
+		select {
+		case d.freed <- struct{}{}:
+		default:
+		}
+	}()
+	if err := d.h.attempt(ctx, dl); err != nil && ctx.Err() == nil {
+		// Herald itself failed (the database): the claim runs out and
+		// the delivery is tried again then.
+		d.h.log.Error("delivery attempt could not be completed; it will be tried again when its lease ends",
+			"delivery_id", dl.DeliveryID, "error", err)
+	}
+}
+
+// claim takes up to n due deliveries for this process.
+func (d *dispatcher) claim(ctx context.Context, n int) ([]delivery, error) {
+	now := time.Now()
+	token := id.New("clm")
+	lock := ""
+	if d.h.db.Dialect() == db.Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	rows, err := d.h.db.Query(ctx, `UPDATE delivery_queue SET due_at = $1, claim = $2
+		WHERE id IN (SELECT id FROM delivery_queue WHERE due_at <= $3 ORDER BY due_at LIMIT $4`+lock+`)
+		RETURNING id, event_id, config_id, channel_id, attempts`,
+		now.Add(lease).UnixMilli(), token, now.UnixMilli(), n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []delivery
+	for rows.Next() {
+		dl := delivery{claim: token}
+		if err := rows.Scan(&dl.DeliveryID, &dl.EventID, &dl.ConfigID, &dl.ChannelID, &dl.attempts); err != nil {
+			return nil, err
+		}
+		out = append(out, dl)
+	}
+	return out, rows.Err()
+}
+
+// nextDue is when the earliest waiting delivery is due.
+func (d *dispatcher) nextDue(ctx context.Context) (time.Time, bool, error) {
+	var ms *int64
+	if err := d.h.db.QueryRow(ctx, `SELECT MIN(due_at) FROM delivery_queue`).Scan(&ms); err != nil || ms == nil {
+		return time.Time{}, false, err
+	}
+	return time.UnixMilli(*ms), true, nil
+}
+
+// enqueue adds deliveries in tx; they are due at once and the dispatcher
+// is woken when tx commits.
+func (h *Hub) enqueue(ctx context.Context, tx db.Tx, ds []delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	now := time.Now()
+	args := make([]any, 0, len(ds)*6)
+	q := make([]byte, 0, 128+len(ds)*40)
+	q = append(q, `INSERT INTO delivery_queue (id, event_id, config_id, channel_id, due_at, created_at) VALUES `...)
+	for i, dl := range ds {
+		if i > 0 {
+			q = append(q, ',')
+		}
+		n := len(args)
+		q = append(q, '(')
+		for j := 1; j <= 6; j++ {
+			if j > 1 {
+				q = append(q, ',')
+			}
+			q = append(q, '$')
+			q = strconv.AppendInt(q, int64(n+j), 10)
+		}
+		q = append(q, ')')
+		args = append(args, dl.DeliveryID, dl.EventID, dl.ConfigID, dl.ChannelID, now.UnixMilli(), now.UTC())
+	}
+	if _, err := tx.Exec(ctx, string(q), args...); err != nil {
+		return err
+	}
+	tx.AfterCommit(h.dispatch.poke)
+	return nil
+}
