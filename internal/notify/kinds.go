@@ -9,8 +9,13 @@ import (
 	"github.com/herald-release/herald/internal/notify/channel"
 	"github.com/herald-release/herald/internal/notify/channel/custom"
 	"github.com/herald-release/herald/internal/notify/channel/dingtalk"
+	"github.com/herald-release/herald/internal/notify/channel/discord"
 	"github.com/herald-release/herald/internal/notify/channel/email"
 	"github.com/herald-release/herald/internal/notify/channel/feishu"
+	"github.com/herald-release/herald/internal/notify/channel/feishuapp"
+	"github.com/herald-release/herald/internal/notify/channel/slack"
+	"github.com/herald-release/herald/internal/notify/channel/teams"
+	"github.com/herald-release/herald/internal/notify/channel/telegram"
 	"github.com/herald-release/herald/internal/notify/channel/wechat"
 )
 
@@ -18,7 +23,10 @@ import (
 var kinds = map[string]channel.Kind{}
 
 func init() {
-	for _, k := range []channel.Kind{feishu.Kind, dingtalk.Kind, wechat.Kind, custom.Kind, email.Kind} {
+	for _, k := range []channel.Kind{
+		feishu.Kind, dingtalk.Kind, wechat.Kind, custom.Kind, email.Kind,
+		feishuapp.Kind, slack.Kind, teams.Kind, discord.Kind, telegram.Kind,
+	} {
 		kinds[k.Type()] = k
 	}
 }

@@ -10,17 +10,32 @@ import (
 const Masked = "******"
 
 // secretParams are query parameters that carry a credential: robot tokens
-// (access_token, key), signatures that are valid for an hour, and the
-// WeCom corpsecret.
+// (access_token, key), signatures that are valid for an hour, the WeCom
+// corpsecret, and the sig of a Teams workflow URL.
 var secretParams = map[string]bool{
 	"access_token": true, "key": true, "token": true,
-	"sign": true, "secret": true, "corpsecret": true,
+	"sign": true, "secret": true, "corpsecret": true, "sig": true,
+}
+
+// tokenInPath matches the webhook URLs whose last path segment is the
+// credential: Slack's /services/T…/B…/<token> and Discord's
+// /api[/vN]/webhooks/<id>/<token>.
+func tokenInPath(path string) bool {
+	segs := strings.Split(strings.Trim(path, "/"), "/")
+	switch {
+	case len(segs) == 4 && segs[0] == "services":
+		return true
+	case len(segs) >= 4 && segs[0] == "api" && segs[len(segs)-3] == "webhooks":
+		return true
+	}
+	return false
 }
 
 // MaskURL hides the credential part of a robot URL, keeping the rest
 // readable for history: the values of access_token, key, token, sign,
-// secret and corpsecret, user info, and the hook id of Feishu's
-// /hook/{uuid}. A URL that does not parse is masked whole.
+// secret, corpsecret and sig, user info, the hook id of Feishu's
+// /hook/{uuid}, and the token at the end of Slack and Discord webhook
+// paths. A URL that does not parse is masked whole.
 func MaskURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
@@ -44,6 +59,9 @@ func MaskURL(raw string) string {
 	if i := strings.Index(u.Path, "/hook/"); i >= 0 {
 		u.Path = u.Path[:i] + "/hook/" + Masked
 		u.RawPath = u.Path // '*' is valid in a path; keep it readable
+	} else if tokenInPath(u.Path) {
+		u.Path = u.Path[:strings.LastIndex(strings.TrimSuffix(u.Path, "/"), "/")] + "/" + Masked
+		u.RawPath = u.Path
 	}
 	u.Fragment, u.RawFragment = "", ""
 	out := u.String()

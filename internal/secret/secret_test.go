@@ -67,11 +67,16 @@ func TestParseKey(t *testing.T) {
 func TestMaskURL(t *testing.T) {
 	t.Parallel()
 	cases := map[string]string{
-		"https://oapi.dingtalk.com/robot/send?access_token=abc123":         "https://oapi.dingtalk.com/robot/send?access_token=******",
-		"https://open.feishu.cn/open-apis/bot/v2/hook/1234-uuid":           "https://open.feishu.cn/open-apis/bot/v2/hook/******",
-		"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KKK&debug=1": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=******&debug=1",
-		"https://user:pw@example.com/x":                                    "https://******@example.com/x",
-		"::not a url":                                                      Masked,
+		"https://oapi.dingtalk.com/robot/send?access_token=abc123":                                          "https://oapi.dingtalk.com/robot/send?access_token=******",
+		"https://open.feishu.cn/open-apis/bot/v2/hook/1234-uuid":                                            "https://open.feishu.cn/open-apis/bot/v2/hook/******",
+		"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KKK&debug=1":                                  "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=******&debug=1",
+		"https://user:pw@example.com/x":                                                                     "https://******@example.com/x",
+		"https://hooks.slack.com/services/T000/B000/XXXXSECRET":                                             "https://hooks.slack.com/services/T000/B000/******",
+		"https://discord.com/api/webhooks/123/tok-en":                                                       "https://discord.com/api/webhooks/123/******",
+		"https://discord.com/api/v10/webhooks/123/tok-en?wait=true":                                         "https://discord.com/api/v10/webhooks/123/******?wait=true",
+		"https://x.logic.azure.com/workflows/1/triggers/manual/paths/invoke?api-version=2016-06-01&sig=SIG": "https://x.logic.azure.com/workflows/1/triggers/manual/paths/invoke?api-version=2016-06-01&sig=******",
+		"https://example.com/services/status":                                                               "https://example.com/services/status",
+		"::not a url":                                                                                       Masked,
 	}
 	for in, want := range cases {
 		if got := MaskURL(in); got != want {
