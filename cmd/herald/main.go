@@ -3,6 +3,8 @@
 //	herald serve     run the server (API, console, workers)
 //	herald migrate   bring the database schema up to date and exit
 //	herald version   print the version
+//	herald task …    drive release tasks of a server (internal/cli)
+//	herald plan …    drive release plans of a server (internal/cli)
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 
 	"github.com/herald-release/herald/internal/app"
 	"github.com/herald-release/herald/internal/buildinfo"
+	"github.com/herald-release/herald/internal/cli"
 	"github.com/herald-release/herald/internal/config"
 	"github.com/herald-release/herald/internal/db"
 )
@@ -27,8 +30,11 @@ Usage:
   herald serve [flags]     run the server
   herald migrate [flags]   migrate the database and exit
   herald version           print the version
+  herald task <command>    create, follow, promote, cancel, retry release tasks of a server
+  herald plan <command>    create, approve, execute, follow release plans of a server
 
 Run "herald serve -h" for the settings; each is also an environment variable.
+"herald task" and "herald plan" call the server at HERALD_URL with HERALD_TOKEN.
 `
 
 func main() {
@@ -48,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stdout, stderr)
 	case "migrate":
 		return migrate(args[1:], stdout, stderr)
+	case "task", "plan":
+		return cli.Main(args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,17 +43,19 @@ type Server struct {
 	Deps
 	mux     *http.ServeMux
 	metrics *Metrics
+	routes  []string
 }
 
 // New builds the server with the foundation's routes; other domains add
 // theirs with Handle before serving starts.
 func New(d Deps) *Server {
 	s := &Server{Deps: d, mux: http.NewServeMux(), metrics: NewMetrics(d.Registry)}
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	s.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": d.Version})
-	})
-	s.mux.HandleFunc("GET /readyz", s.ready)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+	}))
+	s.Handle("GET /readyz", http.HandlerFunc(s.ready))
+	s.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+	s.Handle("GET /api/openapi.json", OpenAPIHandler())
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, apperr.NotFound("no route %s %s: see CONTRACT.md for the API", r.Method, r.URL.Path))
 	})
@@ -65,7 +68,15 @@ func New(d Deps) *Server {
 func (s *Server) Handler() http.Handler { return observe(s.mux, s.metrics, s.Log) }
 
 // Handle adds a route.
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	s.routes = append(s.routes, pattern)
+}
+
+// Routes lists the patterns added with Handle, in order: the API, health
+// and metrics, and the console's pages (the OpenAPI test checks the API's
+// against the description).
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
