@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/herald-release/herald/internal/apperr"
 	"github.com/herald-release/herald/internal/identity"
@@ -247,5 +248,5 @@ func (h planHandlers) callback(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, map[string]string{"id": in.ReleasePlanID})
+	WriteJSON(w, http.StatusOK, map[string]string{"id": strings.TrimSpace(in.ReleasePlanID)})
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -114,10 +115,51 @@ func (p *Policy) CheckHost(host string) error {
 	if ip, err := netip.ParseAddr(host); err == nil {
 		return p.CheckAddr(ip)
 	}
+	if ip, ok := parseInetAton(host); ok {
+		return p.CheckAddr(ip)
+	}
 	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
 		return p.CheckAddr(netip.MustParseAddr("127.0.0.1"))
 	}
 	return nil
+}
+
+// parseInetAton reads the other spellings of an IPv4 address that
+// inet_aton, and so getaddrinfo (the cgo resolver, curl, most tools),
+// accepts: one to four parts, each decimal, octal (leading 0) or hex (0x),
+// the last filling the bytes left ("127.1", "0x7f000001", "0177.0.0.1",
+// "2130706433" are all 127.0.0.1).
+func parseInetAton(host string) (netip.Addr, bool) {
+	parts := strings.Split(host, ".")
+	if len(parts) > 4 {
+		return netip.Addr{}, false
+	}
+	var ip uint64
+	for i, part := range parts {
+		base := 10
+		switch {
+		case len(part) > 2 && (part[:2] == "0x" || part[:2] == "0X"):
+			part, base = part[2:], 16
+		case len(part) > 1 && part[0] == '0':
+			part, base = part[1:], 8
+		}
+		v, err := strconv.ParseUint(part, base, 32)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		if i < len(parts)-1 {
+			if v > 0xff {
+				return netip.Addr{}, false
+			}
+			ip |= v << (24 - 8*i)
+			continue
+		}
+		if v >= 1<<(8*(5-len(parts))) {
+			return netip.Addr{}, false
+		}
+		ip |= v
+	}
+	return netip.AddrFrom4([4]byte{byte(ip >> 24), byte(ip >> 16), byte(ip >> 8), byte(ip)}), true
 }
 
 // control runs after DNS resolution, just before connect: the one place a
@@ -150,8 +192,8 @@ func (p *Policy) Transport() *http.Transport {
 	return &http.Transport{
 		DialContext:           p.Dialer(10 * time.Second).DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          512,
-		MaxIdleConnsPerHost:   64,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256, // above the delivery workers: many endpoints share one host
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,

@@ -105,6 +105,13 @@ func (h *Hub) build(in ConfigInput, prev *Config) (*Config, error) {
 	if len(in.Channels) > MaxChannels {
 		errs.Add("channels", "at most %d channels per configuration", MaxChannels)
 	}
+	// A stored channel is updated by one input channel at most (two would
+	// be stored under one id): the one naming its id, else the one at its
+	// position.
+	named, taken := map[string]bool{}, map[string]bool{}
+	for _, chIn := range in.Channels {
+		named[chIn.ID] = chIn.ID != ""
+	}
 	for i, chIn := range in.Channels {
 		field := fmt.Sprintf("channels[%d]", i)
 		kind, ok := kinds[chIn.Type]
@@ -118,7 +125,16 @@ func (h *Hub) build(in ConfigInput, prev *Config) (*Config, error) {
 			continue
 		}
 		ch := Channel{ID: chIn.ID, Type: chIn.Type, Enabled: chIn.Enabled == nil || *chIn.Enabled}
-		if old := matchPrevious(prev, chIn, i); old != nil {
+		old := matchPrevious(prev, chIn, i)
+		if old != nil && chIn.ID == "" && named[old.ID] {
+			old = nil
+		}
+		if old != nil && taken[old.ID] {
+			errs.Add(field+".id", "channel %q is listed twice", old.ID)
+			continue
+		}
+		if old != nil {
+			taken[old.ID] = true
 			ch.ID = old.ID
 			merged, err := keepMaskedSecrets(cfg, old.Config, kind.SecretFields())
 			if err != nil {

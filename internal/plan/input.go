@@ -402,6 +402,9 @@ func (s *Service) validateWorkflow(ctx context.Context, raw json.RawMessage) (js
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, w.Workflow); err != nil {
 		errs.Add("workflow", "is not valid JSON")
+	} else if !utf8.Valid(compact.Bytes()) {
+		// Stored as sent: PostgreSQL refuses text that is not UTF-8.
+		errs.Add("workflow", "must be UTF-8 text")
 	}
 	return compact.Bytes(), errs
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -112,12 +113,17 @@ func Do(ctx context.Context, client *http.Client, req HTTPRequest) (Attempt, []b
 		return fail(transportError(req.Channel, method, att.Request.URL, err))
 	}
 	defer resp.Body.Close()
-	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponse))
+	respBody, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxResponse))
 	_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
 
 	att.StatusCode = resp.StatusCode
 	att.Response = Redact(string(respBody), req.Secrets)
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if readErr != nil {
+			// The answer was cut off (timeout, reset): IM platforms judge
+			// by the body, and a 2xx without all of it is no verdict.
+			return fail(transportError(req.Channel, method, att.Request.URL, readErr))
+		}
 		return att, respBody, nil
 	}
 	e := statusError(req.Channel, att.Request.URL, resp, att.Response)
@@ -142,6 +148,11 @@ func transportError(channel, method, logURL string, err error) *Error {
 	}
 	if egress.IsRefused(err) {
 		return Permanent("%s: %s %s: %w", channel, method, logURL, err)
+	}
+	// An untrusted certificate stays untrusted on every retry: say so now.
+	var certErr *tls.CertificateVerificationError
+	if errors.As(err, &certErr) {
+		return Permanent("%s: %s %s: the server's TLS certificate is not trusted (%v): give the endpoint a certificate from a public CA for its host name", channel, method, logURL, certErr.Err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return Temporary(0, "%s: %s %s: no answer in time (timeout); will retry", channel, method, logURL)
