@@ -76,10 +76,38 @@ var channelFields = map[string][]chField{
 		{Name: "to", Kind: "list", Required: true, Placeholder: "ops@example.com, dev@example.com"},
 		{Name: "lang", Kind: "select", Options: []string{"", "zh", "en"}},
 	},
+	"feishu_app": {
+		{Name: "app_id", Kind: "text", Required: true, Placeholder: "cli_…"},
+		{Name: "app_secret", Kind: "secret", Required: true},
+		{Name: "receive_id_type", Kind: "select", Options: []string{"chat_id", "open_id", "user_id", "union_id", "email"}},
+		{Name: "receive_ids", Kind: "list", Required: true, Placeholder: "oc_xxx, oc_yyy"},
+		{Name: "api_base_url", Kind: "url", Placeholder: "https://open.feishu.cn"},
+		{Name: "lang", Kind: "select", Options: []string{"", "zh", "en"}},
+	},
+	"slack": {
+		{Name: "webhook_url", Kind: "url", Required: true, Placeholder: "https://hooks.slack.com/services/T…/B…/…"},
+		{Name: "lang", Kind: "select", Options: []string{"", "zh", "en"}},
+	},
+	"teams": {
+		{Name: "webhook_url", Kind: "url", Required: true, Placeholder: "https://….logic.azure.com:443/workflows/…/triggers/manual/paths/invoke?…&sig=…"},
+		{Name: "lang", Kind: "select", Options: []string{"", "zh", "en"}},
+	},
+	"discord": {
+		{Name: "webhook_url", Kind: "url", Required: true, Placeholder: "https://discord.com/api/webhooks/…/…"},
+		{Name: "lang", Kind: "select", Options: []string{"", "zh", "en"}},
+	},
+	"telegram": {
+		{Name: "bot_token", Kind: "secret", Required: true, Placeholder: "123456789:AA…"},
+		{Name: "chat_id", Kind: "text", Required: true, Placeholder: "-1001234567890"},
+		{Name: "message_thread_id", Kind: "int"},
+		{Name: "api_base_url", Kind: "url", Placeholder: "https://api.telegram.org"},
+		{Name: "lang", Kind: "select", Options: []string{"", "zh", "en"}},
+	},
 }
 
-// contractTypes orders channel types as CONTRACT §8 lists them.
-var contractTypes = []string{"feishu", "dingtalk", "wechat", "custom", "email"}
+// contractTypes orders channel types as CONTRACT §8 lists them, then the
+// types added since.
+var contractTypes = []string{"feishu", "dingtalk", "wechat", "custom", "email", "feishu_app", "slack", "teams", "discord", "telegram"}
 
 func (c *Console) channelTypes() []string {
 	var out []string

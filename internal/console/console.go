@@ -146,10 +146,15 @@ func (c *Console) Routes(handle func(pattern string, h http.Handler)) {
 	handle("POST /tasks/{id}/{action}", c.page(c.taskAction))
 
 	handle("GET /plans", c.page(c.plans))
-	handle("POST /plans/new", c.page(c.createPlan))
+	handle("GET /plans/new", c.page(c.newPlan))
+	handle("POST /plans/new", c.page(c.savePlan))
 	handle("GET /plans/{id}", c.page(c.plan))
+	handle("GET /plans/{id}/edit", c.page(c.editPlan))
+	handle("POST /plans/{id}/edit", c.page(c.savePlan))
 	handle("POST /plans/{id}/{action}", c.page(c.planAction))
 	handle("POST /plans/{id}/jobs/{job}/{action}", c.page(c.planJobAction))
+	handle("GET /settings/plan-hook", c.page(c.planHook))
+	handle("POST /settings/plan-hook", c.page(c.savePlanHook))
 
 	handle("GET /users", c.page(c.users))
 	handle("POST /users", c.page(c.createUser))

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"html"
 	"sync"
 
 	"golang.org/x/crypto/ssh"
@@ -179,7 +180,7 @@ func seed(t *testing.T, b *browser) (ding *testsupport.DingTalk, configID string
 }
 
 var (
-	untranslated = regexp.MustCompile(`>\s*(?:nav|f|form|tasks|callbacks|history|ch|envs|exec|hosts|versions|projects|project|users|tokens|error|flash|login|status|event|type|strategy|phase|role|filter|state|test|plans|pager)\.[a-z_.]+\s*<`)
+	untranslated = regexp.MustCompile(`>\s*(?:nav|f|form|tasks|callbacks|history|ch|envs|exec|hosts|versions|projects|project|users|tokens|error|flash|login|status|event|type|strategy|phase|role|filter|state|test|plans|hook|pager)\.[a-z_.]+\s*<`)
 	badOutput    = []string{"<no value>", "%!", "ZgotmplZ"}
 )
 
@@ -238,6 +239,7 @@ func testPagesRender(t *testing.T, env *apptest.Env) {
 		"/callbacks", "/callbacks/new", "/callbacks/new?project_id=shop&type=dingtalk", "/callbacks/" + cfgID,
 		"/history", "/history?project_id=shop&status=success&channel_type=dingtalk&event_type=canary_started",
 		"/history?config_id=" + cfgID, "/tasks", "/tasks/new", "/tasks/new?project_id=shop&environment=prod", "/plans",
+		"/plans/new", "/settings/plan-hook",
 		"/users", "/users/" + memberID,
 	}
 	for _, lang := range []string{"en", "zh"} {
@@ -518,7 +520,8 @@ func formValues(body, marker string) url.Values {
 		v.Add(name, val)
 	}
 	for _, m := range regexp.MustCompile(`(?s)<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>`).FindAllStringSubmatch(f, -1) {
-		v.Add(unescape(m[1]), unescape(m[2]))
+		// A browser drops the line end that starts a text area's content.
+		v.Add(unescape(m[1]), strings.TrimPrefix(unescape(m[2]), "\n"))
 	}
 	for _, m := range regexp.MustCompile(`(?s)<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>`).FindAllStringSubmatch(f, -1) {
 		sel := regexp.MustCompile(`<option value="([^"]*)" selected>`).FindStringSubmatch(m[2])
@@ -532,10 +535,7 @@ func formValues(body, marker string) url.Values {
 	return v
 }
 
-func unescape(s string) string {
-	r := strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&#34;", `"`, "&#39;", "'", "&quot;", `"`)
-	return r.Replace(s)
-}
+func unescape(s string) string { return html.UnescapeString(s) }
 
 var (
 	keyOnce sync.Once

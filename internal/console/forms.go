@@ -86,6 +86,24 @@ func (f *Form) Err(name string) string {
 	return strings.Join(msgs, "; ")
 }
 
+// ErrBut is Err without the errors about name's inner inputs listed in
+// but: what a field that holds the rest (a JSON object whose main keys
+// have inputs of their own) must show.
+func (f *Form) ErrBut(name string, but ...string) string {
+	var msgs []string
+	for _, e := range f.Errors {
+		if !matches(e.Field, name) || slices.ContainsFunc(but, func(b string) bool { return matches(e.Field, name+"."+b) }) {
+			continue
+		}
+		m := e.Message
+		if e.Field != name {
+			m = strings.TrimPrefix(e.Field[len(name):], ".") + ": " + m
+		}
+		msgs = append(msgs, m)
+	}
+	return strings.Join(msgs, "; ")
+}
+
 // ErrExact is the message of errors about exactly name (a whole channel,
 // say), not its inner fields.
 func (f *Form) ErrExact(name string) string {

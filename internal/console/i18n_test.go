@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/herald-release/herald/internal/event"
+	"github.com/herald-release/herald/internal/plan"
 )
 
 // Every key the templates and handlers name is translated, in both
@@ -60,9 +61,22 @@ func TestMessagesComplete(t *testing.T) {
 		"strategy.": {"canary", "rolling", "blue_green"},
 		"phase.":    {"canary", "rollout", "switch"},
 		"role.":     {"admin", "member"},
-		"flash.":    {"task_promote", "task_cancel", "task_retry", "task_rollback"},
-		"events.":   {"task", "plan", "object"},
+		"flash.": {"task_promote", "task_cancel", "task_retry", "task_rollback",
+			"plan_finish_planning", "plan_submit_approval", "plan_execute", "plan_replan", "plan_cancel", "plan_approve",
+			"plan_deny", "job_execute", "job_complete", "job_skip", "job_retry"},
+		"events.": {"task", "plan", "object"},
+		// Release plans: statuses of plans, jobs and approvals, the
+		// buttons, the hook's moments and the operation record's actions.
+		"plans.action.":    {actFinishPlanning, actSubmitApproval, actExecute, actReplan, actCancel, actDelete},
+		"hook.event.":      plan.HookEvents(),
+		"hook.event_hint.": plan.HookEvents(),
+		"plans.log.": {"create", "update", "finish_planning", "submit_approval", "approve", "deny", "denied", "start_execute",
+			"execute", "replan", "cancel", "all_job_done", "success", "timeout", "job_execute", "job_complete", "job_skip",
+			"job_retry", "job_status", "job_task", "schedule_execute", "hook", "callback", "check_passed", "check_failed", "check_timeout"},
 	}
+	families["status."] = append(families["status."], plan.Statuses()...)
+	families["status."] = append(families["status."], plan.JobTodo, plan.JobRunning, plan.JobDone, plan.JobFailed, plan.JobSkipped,
+		plan.ApprovalPending, plan.ApprovalApproved, plan.ApprovalDenied)
 	for typ, fields := range channelFields {
 		for _, f := range fields {
 			families["ch."] = append(families["ch."], f.Name)

@@ -10,102 +10,33 @@ import (
 	"time"
 
 	"github.com/herald-release/herald/internal/identity"
+	"github.com/herald-release/herald/internal/plan"
 )
 
-// Release plans (CONTRACT §7). The pages read the plan as the contract
-// names its fields and leave every rule (who may act, in which status,
-// inside which window) to the API, whose refusals they show.
+// Release plans (CONTRACT §7). The pages decode the API's answers into
+// internal/plan's types and send every change through the API, which has
+// the last word on every rule (who may act, in which status, inside which
+// window); the pages only leave out the buttons the API would refuse.
 
-const plansAPI = "/api/v1/release/plans"
+const (
+	plansAPI    = "/api/v1/release/plans"
+	planHookAPI = "/api/v1/release/settings/plan-hook"
+)
 
-type planApproval struct {
-	Enabled   bool     `json:"enabled"`
-	Approvers []string `json:"approvers"`
-	Mode      string   `json:"mode"`
+// planAPI is the API path of a plan, or of one of its sub-resources.
+func planAPI(id string, rest ...string) string {
+	return plansAPI + "/" + escapePath(append([]string{id}, rest...)...)
 }
 
-type planJob struct {
-	ID        string          `json:"id"`
-	Name      string          `json:"name"`
-	Type      string          `json:"type"`
-	ManagerID string          `json:"manager_id"`
-	Status    string          `json:"status"`
-	Spec      json.RawMessage `json:"spec"`
-}
-
-// Content is a text job's content.
-func (j planJob) Content() string {
-	var s struct {
-		Content string `json:"content"`
-		Remark  string `json:"remark"`
-	}
-	_ = json.Unmarshal(j.Spec, &s)
-	return strings.TrimSpace(s.Content + "\n" + s.Remark)
-}
-
-// TaskID is a workflow job's release task.
-func (j planJob) TaskID() string {
-	var s struct {
-		TaskID string `json:"task_id"`
-	}
-	_ = json.Unmarshal(j.Spec, &s)
-	return s.TaskID
-}
-
-type plan struct {
-	ID                  string       `json:"id"`
-	Name                string       `json:"name"`
-	Status              string       `json:"status"`
-	ManagerID           string       `json:"manager_id"`
-	StartTime           any          `json:"start_time"`
-	EndTime             any          `json:"end_time"`
-	ScheduleExecuteTime any          `json:"schedule_execute_time"`
-	Description         string       `json:"description"`
-	JiraSprints         []any        `json:"jira_sprints"`
-	InstanceCode        string       `json:"instance_code"`
-	Jobs                []planJob    `json:"jobs"`
-	Approval            planApproval `json:"approval"`
-	CreatedAt           any          `json:"created_at"`
-	UpdatedAt           any          `json:"updated_at"`
-}
-
-// Actions are the plan buttons worth offering in the plan's status; the
-// API has the last word.
-func (p plan) Actions() []string {
-	switch {
-	case p.Status == "planning":
-		return []string{"finish-planning", "cancel"}
-	case p.Status == "finish_planning" && p.Approval.Enabled:
-		return []string{"submit-approval", "execute", "replan", "cancel"}
-	case p.Status == "finish_planning":
-		return []string{"execute", "replan", "cancel"}
-	case p.Status == "wait_for_approval":
-		return []string{"cancel"}
-	case p.Status == "executing":
-		return []string{"cancel"}
-	case p.Status == "denied", p.Status == "timeout", strings.HasSuffix(p.Status, "_external_check_failed"):
-		return []string{"replan", "cancel"}
-	case strings.HasSuffix(p.Status, "_external_check"):
-		return []string{"cancel"}
-	}
-	return nil
-}
-
-// Approving tells whether approvers may answer now.
-func (p plan) Approving() bool { return p.Status == "wait_for_approval" }
-
-// Editing tells whether the plan's jobs may be run.
-func (p plan) Executing() bool { return p.Status == "executing" }
+func planPage(id string) string { return "/plans/" + url.PathEscape(id) }
 
 type plansData struct {
 	Missing bool
-	Plans   []plan
+	Plans   []plan.Plan
 	Next    string
-	Users   []identity.User
-	Names   map[string]string
-	Example string
 }
 
+// usersByID lists the users, for choosers, and maps their ids to names.
 func (q *request) usersByID() ([]identity.User, map[string]string) {
 	var l list[identity.User]
 	names := map[string]string{}
@@ -117,16 +48,9 @@ func (q *request) usersByID() ([]identity.User, map[string]string) {
 	return l.Items, names
 }
 
-const jobsExample = `[
-  {"name": "Announce", "type": "text", "spec": {"content": "Tell support"}},
-  {"name": "Deploy", "type": "workflow", "spec": {"workflow": {"project_id": "shop", "environment": "prod", "version": "v1.2.3", "strategy": "canary", "canary": {"count": 1}}}}
-]`
-
-func (c *Console) plans(q *request) error { return q.renderPlans(http.StatusOK, nil) }
-
-func (q *request) renderPlans(status int, f *Form) error {
-	d := plansData{Example: jobsExample}
-	var l list[plan]
+func (c *Console) plans(q *request) error {
+	var d plansData
+	var l list[plan.Plan]
 	switch err := q.get(withQuery(plansAPI, "cursor", q.r.URL.Query().Get("cursor")), &l); {
 	case noRoute(err):
 		d.Missing = true
@@ -134,135 +58,306 @@ func (q *request) renderPlans(status int, f *Form) error {
 		return err
 	}
 	d.Plans, d.Next = l.Items, l.next("/plans", nil)
-	d.Users, d.Names = q.usersByID()
-	q.render(status, "plans", q.lang.T("plans.title"), "plans", d, f)
+	q.render(http.StatusOK, "plans", q.lang.T("plans.title"), "plans", d, nil)
 	return nil
 }
 
-// utcInput turns a datetime-local value, read as UTC, into RFC 3339.
-func utcInput(s string) (string, bool) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return "", true
+// ---- what the plan's status allows ----
+
+// Plan buttons. internal/plan exports no transition table: each Service
+// method (FinishPlanning, SubmitApproval, Execute, Replan, Cancel, Delete)
+// checks the status it needs. planStatusActions follows those checks, and
+// TestPlanButtonsFollowTheAPI holds the two together by trying, in every
+// status a test can reach, each button shown and each one left out.
+const (
+	actFinishPlanning = "finish-planning"
+	actSubmitApproval = "submit-approval"
+	actExecute        = "execute"
+	actReplan         = "replan"
+	actCancel         = "cancel"
+	actDelete         = "delete"
+)
+
+// finalStatus: nothing moves the plan any more.
+func finalStatus(s string) bool { return s == plan.StatusSuccess || s == plan.StatusCancel }
+
+// planStatusActions are the plan buttons the API accepts in the plan's
+// status, whoever asks.
+func planStatusActions(p *plan.Plan) []string {
+	var out []string
+	switch {
+	case p.Status == plan.StatusPlanning:
+		out = append(out, actFinishPlanning)
+	case p.Status == plan.StatusFinishPlanning && p.Approval.Enabled:
+		// With approval, approving starts the execution; execute is
+		// refused.
+		out = append(out, actSubmitApproval)
+	case p.Status == plan.StatusFinishPlanning:
+		out = append(out, actExecute)
 	}
-	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05", time.RFC3339} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC().Format(time.RFC3339), true
-		}
+	if p.Status != plan.StatusPlanning && !finalStatus(p.Status) {
+		out = append(out, actReplan)
 	}
-	return "", false
+	if !finalStatus(p.Status) {
+		out = append(out, actCancel)
+	}
+	if planDeletable(p) {
+		out = append(out, actDelete)
+	}
+	return out
 }
 
-// inputTime shows an RFC 3339 time in a datetime-local input, in UTC.
-func inputTime(s string) string {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil || t.IsZero() {
-		return ""
+// planDeletable: a plan not under way, with no job still running.
+func planDeletable(p *plan.Plan) bool {
+	ok := p.Status == plan.StatusPlanning || p.Status == plan.StatusDenied || p.Status == plan.StatusTimeout ||
+		finalStatus(p.Status) || strings.HasSuffix(p.Status, "_external_check_failed")
+	for _, j := range p.Jobs {
+		if j.Status == plan.JobRunning {
+			return false
+		}
 	}
-	return t.UTC().Format("2006-01-02T15:04")
+	return ok
 }
 
-func (c *Console) createPlan(q *request) error {
-	v := q.r.PostForm
-	f := &Form{Name: "plan", Values: v}
-	in := map[string]any{
-		"name":         strings.TrimSpace(v.Get("name")),
-		"manager_id":   v.Get("manager_id"),
-		"description":  v.Get("description"),
-		"jira_sprints": splitList(v.Get("jira_sprints")),
-		"approval":     map[string]any{"enabled": v.Get("approval.enabled") != "", "approvers": nonNil(v["approval.approvers"]), "mode": v.Get("approval.mode")},
+// mayAct tells whether u may press a plan button, as the API decides:
+// the manager or an admin moves the plan, only the manager executes it,
+// and the manager, the creator or an admin deletes it.
+func mayAct(p *plan.Plan, u *identity.User, action string) bool {
+	if u == nil {
+		return false
 	}
-	for _, k := range []string{"start_time", "end_time", "schedule_execute_time"} {
-		s, ok := utcInput(v.Get(k))
-		if !ok {
-			f.Errors = append(f.Errors, FieldError{Field: k, Message: "is not a date and time"})
-		}
-		if s != "" {
-			in[k] = s
-		}
+	manager := u.ID == p.ManagerID
+	switch action {
+	case actExecute:
+		return manager
+	case actDelete:
+		return manager || u.ID == p.CreatedBy.ID || u.IsAdmin()
 	}
-	jobs := json.RawMessage(`[]`)
-	if s := strings.TrimSpace(v.Get("jobs")); s != "" {
-		if !json.Valid([]byte(s)) {
-			f.Errors = append(f.Errors, FieldError{Field: "jobs", Message: q.lang.T("plans.jobs_invalid")})
-		}
-		jobs = json.RawMessage(s)
-	}
-	in["jobs"] = jobs
-	if len(f.Errors) > 0 {
-		f.Message = q.lang.T("form.fix")
-		return q.renderPlans(http.StatusUnprocessableEntity, f)
-	}
-	var p plan
-	if err := q.api(http.MethodPost, plansAPI, in, &p); err != nil {
-		if err := f.failed(err); err != nil {
-			return err
-		}
-		return q.renderPlans(http.StatusUnprocessableEntity, f)
-	}
-	return q.redirect("/plans/"+url.PathEscape(p.ID), "flash.plan_created", p.Name)
+	return manager || u.IsAdmin()
 }
 
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
+// planButton is one plan button.
+type planButton struct {
+	Action string
+	// Confirm is the question asked first, for the buttons that undo work.
+	Confirm string
+	Class   string
 }
+
+// Job buttons.
+const (
+	jobExecute  = "execute"
+	jobComplete = "complete" // execute, for a text job: with a remark
+	jobSkip     = "skip"
+	jobRetry    = "retry"
+)
+
+// jobStatusActions are the job buttons the API accepts (internal/plan's
+// ExecuteJob, SkipJob, RetryJob): only while the plan executes; a todo
+// job runs (workflow) or is completed (text), a failed workflow job is
+// retried, and either is skipped.
+func jobStatusActions(p *plan.Plan, j plan.Job) []string {
+	if p.Status != plan.StatusExecuting {
+		return nil
+	}
+	switch j.Status {
+	case plan.JobTodo:
+		if j.Type == plan.JobText {
+			return []string{jobComplete, jobSkip}
+		}
+		return []string{jobExecute, jobSkip}
+	case plan.JobFailed:
+		if j.Type == plan.JobWorkflow {
+			return []string{jobRetry, jobSkip}
+		}
+		return []string{jobSkip}
+	}
+	return nil
+}
+
+// mayRunJob: the plan's manager or the job's own manager (admins too
+// need to be one of them).
+func mayRunJob(p *plan.Plan, j plan.Job, u *identity.User) bool {
+	return u != nil && u.ID != "" && (u.ID == p.ManagerID || u.ID == j.ManagerID)
+}
+
+// ---- the plan's page ----
 
 type planData struct {
-	Plan  plan
+	Plan  *plan.Plan
 	Names map[string]string
-	Logs  []planLog
+	// Buttons are the plan buttons for the viewer; Held tells that the
+	// status allows more that only the manager (or an admin) may press.
+	Buttons []planButton
+	Held    bool
+	CanEdit bool
+	// Approval: the viewer may answer now; the viewer's answer of this
+	// round; approvers still to answer.
+	CanAnswer bool
+	Answer    *plan.Decision
+	Awaiting  []string
+	Jobs      []jobView
+	Logs      []logView
+	LogsNext  string
+	Hooks     []plan.HookDelivery
+	// Window tells when the window is not open now (execution is refused).
+	Window string
 }
 
-// planLog is one line of the operation record, read leniently: the
-// contract names the route, not the entry's fields.
-type planLog struct {
-	Time, Actor, Action, Detail string
+// jobView is a job with what its row shows.
+type jobView struct {
+	plan.Job
+	Text     plan.TextSpec
+	Workflow plan.WorkflowSpec
+	// Body is the workflow's release task, the fields a reader cares about.
+	Body    map[string]any
+	Buttons []string
+	// Held: the job has buttons the viewer may not press.
+	Held bool
 }
 
-func readPlanLog(m map[string]any) planLog {
-	l := planLog{Time: timeText(first(m, "created_at", "time", "timestamp")), Action: toString(first(m, "action", "event", "type"))}
-	switch a := first(m, "actor", "operator", "user").(type) {
-	case map[string]any:
-		l.Actor = toString(first(a, "name", "id"))
-	default:
-		l.Actor = toString(a)
-	}
-	l.Detail = toString(first(m, "detail", "message", "comment", "remark"))
-	return l
-}
-
-func first(m map[string]any, keys ...string) any {
-	for _, k := range keys {
-		if v, ok := m[k]; ok && v != nil {
-			return v
+// Target describes a workflow job's release: project / environment, version.
+func (j jobView) Target() string {
+	var parts []string
+	for _, k := range []string{"project_id", "environment"} {
+		if s := toString(j.Body[k]); s != "" {
+			parts = append(parts, s)
 		}
 	}
-	return nil
+	return strings.Join(parts, " / ")
+}
+
+// Version is the version a workflow job releases, by name or id.
+func (j jobView) Version() string {
+	if s := toString(j.Body["version"]); s != "" {
+		return s
+	}
+	return toString(j.Body["version_id"])
+}
+
+// TaskType is a workflow job's task type (deploy when not set).
+func (j jobView) TaskType() string { return toString(j.Body["type"]) }
+
+// Strategy is a workflow job's strategy (rolling when not set).
+func (j jobView) Strategy() string { return toString(j.Body["strategy"]) }
+
+func newJobView(p *plan.Plan, j plan.Job, u *identity.User) jobView {
+	v := jobView{Job: j}
+	switch j.Type {
+	case plan.JobText:
+		_ = json.Unmarshal(j.Spec, &v.Text)
+	case plan.JobWorkflow:
+		_ = json.Unmarshal(j.Spec, &v.Workflow)
+		_ = json.Unmarshal(v.Workflow.Workflow, &v.Body)
+	}
+	if acts := jobStatusActions(p, j); len(acts) > 0 {
+		if mayRunJob(p, j, u) {
+			v.Buttons = acts
+		} else {
+			v.Held = true
+		}
+	}
+	return v
+}
+
+// logView is one line of the operation record.
+type logView struct {
+	plan.LogEntry
+	From, To string
+}
+
+func newLogView(l plan.LogEntry) logView {
+	v := logView{LogEntry: l}
+	var before, after struct {
+		Status string `json:"status"`
+	}
+	_ = json.Unmarshal(l.Before, &before)
+	_ = json.Unmarshal(l.After, &after)
+	if before.Status != after.Status {
+		v.From, v.To = before.Status, after.Status
+	}
+	return v
 }
 
 func (c *Console) plan(q *request) error {
 	id := q.r.PathValue("id")
-	var d planData
-	if err := q.get(plansAPI+"/"+url.PathEscape(id), &d.Plan); err != nil {
+	var p plan.Plan
+	if err := q.get(planAPI(id), &p); err != nil {
 		return err
 	}
+	d := planData{Plan: &p}
 	_, d.Names = q.usersByID()
-	var logs list[map[string]any]
-	if err := q.get(plansAPI+"/"+url.PathEscape(id)+"/logs", &logs); err == nil {
-		for _, m := range logs.Items {
-			d.Logs = append(d.Logs, readPlanLog(m))
+	u := q.user()
+
+	for _, a := range planStatusActions(&p) {
+		if !mayAct(&p, u, a) {
+			d.Held = true
+			continue
 		}
-	} else if !noRoute(err) && !isStatus(err, http.StatusNotFound) {
+		b := planButton{Action: a, Class: "primary"}
+		switch a {
+		case actCancel:
+			b.Confirm, b.Class = q.lang.T("plans.cancel_confirm"), "danger"
+		case actDelete:
+			b.Confirm, b.Class = q.lang.T("plans.delete_confirm", p.Name), "danger"
+		case actReplan:
+			b.Confirm, b.Class = q.lang.T("plans.replan_confirm"), ""
+		}
+		d.Buttons = append(d.Buttons, b)
+	}
+	d.CanEdit = p.Status == plan.StatusPlanning
+
+	answered := map[string]bool{}
+	for i, dec := range p.Approval.Decisions {
+		answered[dec.UserID] = true
+		if u != nil && dec.UserID == u.ID {
+			d.Answer = &p.Approval.Decisions[i]
+		}
+	}
+	if p.Status == plan.StatusWaitApproval {
+		for _, a := range p.Approval.Approvers {
+			if !answered[a] {
+				d.Awaiting = append(d.Awaiting, a)
+			}
+		}
+		d.CanAnswer = u != nil && slices.Contains(p.Approval.Approvers, u.ID) && d.Answer == nil
+	}
+
+	for _, j := range p.Jobs {
+		d.Jobs = append(d.Jobs, newJobView(&p, j, u))
+	}
+	if p.Status == plan.StatusExecuting || p.Status == plan.StatusFinishPlanning {
+		now := time.Now()
+		switch {
+		case p.StartTime != nil && now.Before(*p.StartTime):
+			d.Window = q.lang.T("plans.window_opens", timeText(p.StartTime))
+		case p.EndTime != nil && now.After(*p.EndTime):
+			d.Window = q.lang.T("plans.window_closed", timeText(p.EndTime))
+		}
+	}
+
+	var logs list[plan.LogEntry]
+	if err := q.get(withQuery(planAPI(id, "logs"), "limit", "200", "cursor", q.r.URL.Query().Get("logs_cursor")), &logs); err != nil {
 		return err
 	}
-	q.render(http.StatusOK, "plan", d.Plan.Name, "plans", d, nil)
+	for _, l := range logs.Items {
+		d.Logs = append(d.Logs, newLogView(l))
+	}
+	if logs.NextCursor != "" {
+		d.LogsNext = planPage(id) + "?" + url.Values{"logs_cursor": {logs.NextCursor}}.Encode() + "#logs-h"
+	}
+	var hooks list[plan.HookDelivery]
+	if err := q.get(planAPI(id, "hooks"), &hooks); err != nil {
+		return err
+	}
+	d.Hooks = hooks.Items
+	q.render(http.StatusOK, "plan", p.Name, "plans", d, nil)
 	return nil
 }
 
-var planActions = []string{"finish-planning", "submit-approval", "execute", "replan", "cancel", "approve", "deny"}
+// ---- buttons ----
+
+var planActions = []string{actFinishPlanning, actSubmitApproval, actExecute, actReplan, actCancel, actDelete, "approve", "deny"}
 
 // planAction is a plan button: the API call, then back to the plan with
 // its answer.
@@ -271,18 +366,26 @@ func (c *Console) planAction(q *request) error {
 	if !slices.Contains(planActions, action) {
 		return c.notFound(q)
 	}
-	base := plansAPI + "/" + url.PathEscape(id)
 	var err error
 	switch action {
 	case "approve", "deny":
-		err = q.api(http.MethodPost, base+"/approve", map[string]any{"approve": action == "approve", "comment": q.r.PostForm.Get("comment")}, nil)
+		err = q.api(http.MethodPost, planAPI(id, "approve"), map[string]any{"approve": action == "approve", "comment": q.r.PostForm.Get("comment")}, nil)
+	case actDelete:
+		var p plan.Plan
+		if err := q.get(planAPI(id), &p); err != nil {
+			return err
+		}
+		if err := q.api(http.MethodDelete, planAPI(id), nil, nil); err != nil {
+			return q.afterAction(planPage(id), err, "")
+		}
+		return q.redirect("/plans", "flash.deleted", p.Name)
 	default:
-		err = q.api(http.MethodPost, base+"/"+action, map[string]any{}, nil)
+		err = q.api(http.MethodPost, planAPI(id, action), map[string]any{}, nil)
 	}
-	return q.afterAction("/plans/"+url.PathEscape(id), err, "flash.plan_"+strings.ReplaceAll(action, "-", "_"))
+	return q.afterAction(planPage(id), err, "flash.plan_"+strings.ReplaceAll(action, "-", "_"))
 }
 
-var jobActions = []string{"execute", "skip", "retry"}
+var jobActions = []string{jobExecute, jobSkip, jobRetry}
 
 func (c *Console) planJobAction(q *request) error {
 	id, job, action := q.r.PathValue("id"), q.r.PathValue("job"), q.r.PathValue("action")
@@ -290,29 +393,31 @@ func (c *Console) planJobAction(q *request) error {
 		return c.notFound(q)
 	}
 	body := map[string]any{}
-	if r := q.r.PostForm.Get("remark"); r != "" {
-		body["remark"] = r
+	if r := q.r.PostForm.Get("remark"); action == jobExecute && r != "" {
+		body["remark"] = normalizeNL(r)
 	}
-	err := q.api(http.MethodPost, plansAPI+"/"+url.PathEscape(id)+"/jobs/"+url.PathEscape(job)+"/"+action, body, nil)
-	return q.afterAction("/plans/"+url.PathEscape(id), err, "flash.job_"+action)
+	err := q.api(http.MethodPost, planAPI(id, "jobs", job, action), body, nil)
+	key := "flash.job_" + action
+	if action == jobExecute && q.r.PostForm.Get("kind") == plan.JobText {
+		key = "flash.job_complete"
+	}
+	return q.afterAction(planPage(id), err, key)
 }
 
 // afterAction goes back to page: with the success message, or with the
 // API's refusal (wrong state, not the manager, outside the window).
 func (q *request) afterAction(page string, err error, okKey string) error {
 	if err != nil {
-		f := &Form{}
-		if ferr := f.failed(err); ferr != nil && !isStatus(err, http.StatusForbidden) {
-			return ferr
-		}
 		var ae *APIError
-		msg := err.Error()
-		if errors.As(err, &ae) {
-			msg = ae.Message
+		if !errors.As(err, &ae) || ae.Status == http.StatusUnauthorized || ae.Status == http.StatusNotFound || ae.Status >= 500 {
+			return err
 		}
-		setFlash(q.w, q.r, "error", msg)
+		setFlash(q.w, q.r, "error", ae.Message)
 		http.Redirect(q.w, q.r, page, http.StatusSeeOther)
 		return nil
 	}
 	return q.redirect(page, okKey)
 }
+
+// normalizeNL turns a browser's CRLF line ends into LF.
+func normalizeNL(s string) string { return strings.ReplaceAll(s, "\r\n", "\n") }

@@ -457,6 +457,12 @@ func (s *Service) recordHook(ctx context.Context, h *hookRow, n int, att channel
 		}
 	}
 	err := s.db.InTx(ctx, func(tx db.Tx) error {
+		// The plan first, as every other change of a plan takes its locks:
+		// a delete locks the plan and then, cascading, its hooks.
+		p, err := lockPlan(ctx, tx, h.PlanID)
+		if err != nil {
+			return err
+		}
 		attemptStatus := status
 		if status == "pending" {
 			attemptStatus = "failed"
@@ -474,10 +480,6 @@ func (s *Service) recordHook(ctx context.Context, h *hookRow, n int, att channel
 		}
 		if status == "pending" {
 			return nil
-		}
-		p, err := lockPlan(ctx, tx, h.PlanID)
-		if err != nil {
-			return err
 		}
 		detail := fmt.Sprintf("%s hook delivered (HTTP %d, attempt %d)", h.HookEvent, att.StatusCode, n)
 		if status == "failed" {

@@ -103,7 +103,7 @@ var titlePrefix = text{"发布通知：", "Release: "}
 
 var labels = struct {
 	project, version, environment, taskType, strategy, status, progress, canary,
-	hosts, duration, actor, plan, manager, object, name text
+	hosts, duration, actor, plan, manager, approvers, object, name text
 }{
 	project:     text{"项目", "Project"},
 	version:     text{"版本", "Version"},
@@ -118,6 +118,7 @@ var labels = struct {
 	actor:       text{"操作人", "Actor"},
 	plan:        text{"发布计划", "Release plan"},
 	manager:     text{"负责人", "Manager"},
+	approvers:   text{"审批人", "Approvers"},
 	object:      text{"对象", "Object"},
 	name:        text{"名称", "Name"},
 }
@@ -183,6 +184,11 @@ func Summarize(ev *event.Envelope, lang string) Summary {
 		add(labels.plan, plan.Name)
 		add(labels.status, s.Status)
 		add(labels.manager, firstNonEmpty(plan.Manager, plan.ManagerID))
+		if ev.EventType == event.PlanApprovalRequested {
+			// The people asked to act on it; the link (s.URL) opens the
+			// plan's page, where they approve or deny.
+			add(labels.approvers, approvers(ev.ReleasePlan, lang))
+		}
 		add(labels.duration, ev.Duration)
 		add(labels.actor, actorName(ev.Actor))
 	case event.KindReleaseTask, "":
@@ -251,6 +257,56 @@ func FormatHosts(hosts []string, max int, lang string) string {
 		return fmt.Sprintf("%s +%d more", shown, len(hosts)-max)
 	}
 	return fmt.Sprintf("%s 等 %d 台", shown, len(hosts))
+}
+
+// maxApprovers is how many approvers a message names before "+N more".
+const maxApprovers = 10
+
+// approvers lists who a plan event asks to approve, from the release_plan
+// object's "approval": {"mode", "approvers": [{"id", "name"}]} (as
+// internal/plan publishes it): names, or ids for users without one, and
+// with several approvers whether any one or all of them must approve.
+func approvers(raw json.RawMessage, lang string) string {
+	var p struct {
+		Approval *struct {
+			Mode      string        `json:"mode"`
+			Approvers []event.Actor `json:"approvers"`
+		} `json:"approval"`
+	}
+	if len(raw) == 0 || json.Unmarshal(raw, &p) != nil || p.Approval == nil {
+		return ""
+	}
+	var names []string
+	for _, a := range p.Approval.Approvers {
+		if n := strings.TrimSpace(firstNonEmpty(a.Name, a.ID)); n != "" {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	out := strings.Join(names, ", ")
+	if len(names) > maxApprovers {
+		out = strings.Join(names[:maxApprovers], ", ")
+		if lang == "en" {
+			out += fmt.Sprintf(" +%d more", len(names)-maxApprovers)
+		} else {
+			out += fmt.Sprintf(" 等 %d 人", len(names))
+		}
+	}
+	if len(names) > 1 {
+		switch {
+		case p.Approval.Mode == "all" && lang == "en":
+			out += " (all must approve)"
+		case p.Approval.Mode == "all":
+			out += "（需全部通过）"
+		case lang == "en":
+			out += " (any one may approve)"
+		default:
+			out += "（任一人通过即可）"
+		}
+	}
+	return out
 }
 
 func projectName(p *event.ProjectRef) string {

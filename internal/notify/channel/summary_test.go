@@ -182,3 +182,82 @@ func TestTruncateAndFit(t *testing.T) {
 		t.Errorf("Fit must keep the other parts and mark the cut: %s", out)
 	}
 }
+
+// plan_approval_requested names the people asked to approve, as
+// internal/plan publishes them (release_plan.approval.approvers, names
+// with ids), and links to the plan's page where they answer.
+func TestSummarizeApprovalRequested(t *testing.T) {
+	t.Parallel()
+	ev := func(eventType, approval string) *event.Envelope {
+		return &event.Envelope{
+			ID: "evt_9", EventType: eventType, ObjectKind: event.KindReleasePlan, Action: eventType,
+			ReleasePlan: json.RawMessage(`{"id":"pln_1","name":"Sprint 42","status":"wait_for_approval","manager":"bob","manager_id":"usr_b"` +
+				approval + `,"jobs":[]}`),
+			Actor: &event.Actor{ID: "usr_b", Name: "bob"},
+			URL:   "https://herald.example.com/plans/pln_1",
+		}
+	}
+	many := `,"approval":{"mode":"any","approvers":[`
+	for i := range 12 {
+		if i > 0 {
+			many += ","
+		}
+		many += `{"id":"usr_` + string(rune('a'+i)) + `","name":"user` + string(rune('a'+i)) + `"}`
+	}
+	many += `]}`
+	tests := []struct {
+		name, lang, approval, want string
+	}{
+		{"zh any", "zh", `,"approval":{"mode":"any","approvers":[{"id":"usr_c","name":"carol"},{"id":"usr_d","name":"dave"}]}`,
+			"carol, dave（任一人通过即可）"},
+		{"en all", "en", `,"approval":{"mode":"all","approvers":[{"id":"usr_c","name":"carol"},{"id":"usr_d","name":"dave"}]}`,
+			"carol, dave (all must approve)"},
+		{"zh all", "zh", `,"approval":{"mode":"all","approvers":[{"id":"usr_c","name":"carol"},{"id":"usr_d","name":"dave"}]}`,
+			"carol, dave（需全部通过）"},
+		{"a user without a name shows its id", "en", `,"approval":{"mode":"any","approvers":[{"id":"usr_gone","name":""}]}`,
+			"usr_gone"},
+		{"long lists are cut (en)", "en", many, "usera, userb, userc, userd, usere, userf, userg, userh, useri, userj +2 more (any one may approve)"},
+		{"long lists are cut (zh)", "zh", many, "usera, userb, userc, userd, usere, userf, userg, userh, useri, userj 等 12 人（任一人通过即可）"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := ev(event.PlanApprovalRequested, tt.approval)
+			s := channel.Summarize(e, tt.lang)
+			label := "审批人"
+			if tt.lang == "en" {
+				label = "Approvers"
+			}
+			var got string
+			for _, f := range s.Fields {
+				if f.Label == label {
+					got = f.Value
+				}
+			}
+			if got != tt.want {
+				t.Errorf("approvers %q, want %q (fields %q)", got, tt.want, s.Fields)
+			}
+			if s.URL != "https://herald.example.com/plans/pln_1" {
+				t.Errorf("URL %q: the message must link to the plan's page", s.URL)
+			}
+		})
+	}
+
+	// The approvers come after the manager and before the actor.
+	s := channel.Summarize(ev(event.PlanApprovalRequested, `,"approval":{"mode":"any","approvers":[{"id":"usr_c","name":"carol"}]}`), "en")
+	want := []channel.Field{{"Release plan", "Sprint 42"}, {"Status", "wait_for_approval"}, {"Manager", "bob"}, {"Approvers", "carol"}, {"Actor", "bob"}}
+	if !reflect.DeepEqual(s.Fields, want) {
+		t.Errorf("fields\n got %q\nwant %q", s.Fields, want)
+	}
+	// Without an approval in the payload, and on other plan events, no line.
+	for _, e := range []*event.Envelope{
+		ev(event.PlanApprovalRequested, ""),
+		ev(event.PlanApproved, `,"approval":{"mode":"any","approvers":[{"id":"usr_c","name":"carol"}]}`),
+	} {
+		for _, f := range channel.Summarize(e, "en").Fields {
+			if f.Label == "Approvers" {
+				t.Errorf("%s: unexpected approvers line %q", e.EventType, f.Value)
+			}
+		}
+	}
+}
