@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -364,4 +365,27 @@ func mapErr(err error) error {
 		}
 	}
 	return err
+}
+
+// Values returns rows tuples of cols placeholders, "($1, $2), ($3, $4)",
+// numbered from first: the VALUES list of a multi-row statement.
+func Values(first, cols, rows int) string {
+	var b strings.Builder
+	n := first
+	for r := range rows {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c := range cols {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			n++
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
 }

@@ -98,7 +98,7 @@ func TestBreakerKeepsAHangingEndpointToItsShareBeforeItFails(t *testing.T) {
 	}
 	// The healthy ones still get theirs.
 	for i := range 9 {
-		if w := b.acquire(string(rune('a'+i))); w != 0 {
+		if w := b.acquire(string(rune('a' + i))); w != 0 {
 			t.Fatalf("healthy endpoint %d made to wait %v while another hangs", i, w)
 		}
 	}

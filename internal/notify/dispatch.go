@@ -3,7 +3,6 @@ package notify
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,15 +124,14 @@ func (d *dispatcher) renewLoop(ctx context.Context) {
 		if len(args) == 1 {
 			continue
 		}
-		in := make([]byte, 0, len(args)*4)
-		for i := 2; i <= len(args); i++ {
-			if i > 2 {
-				in = append(in, ',')
-			}
-			in = append(in, '$')
-			in = strconv.AppendInt(in, int64(i), 10)
+		// SKIP LOCKED: a row locked now is being completed, and needs no
+		// renewal; waiting for it could deadlock with that commit.
+		lock := ""
+		if d.h.db.Dialect() == db.Postgres {
+			lock = " FOR UPDATE SKIP LOCKED"
 		}
-		if _, err := d.h.db.Exec(ctx, `UPDATE delivery_queue SET due_at = $1 WHERE claim IN (`+string(in)+`)`, args...); err != nil && ctx.Err() == nil {
+		if _, err := d.h.db.Exec(ctx, `UPDATE delivery_queue SET due_at = $1 WHERE id IN
+			(SELECT id FROM delivery_queue WHERE claim IN (VALUES `+db.Values(2, 1, len(args)-1)+`)`+lock+`)`, args...); err != nil && ctx.Err() == nil {
 			d.h.log.Error("renew the leases of running deliveries", "error", err)
 		}
 	}
@@ -297,25 +295,11 @@ func (h *Hub) enqueue(ctx context.Context, tx db.Tx, ds []delivery) error {
 	}
 	now := time.Now()
 	args := make([]any, 0, len(ds)*6)
-	q := make([]byte, 0, 128+len(ds)*40)
-	q = append(q, `INSERT INTO delivery_queue (id, event_id, config_id, channel_id, due_at, created_at) VALUES `...)
-	for i, dl := range ds {
-		if i > 0 {
-			q = append(q, ',')
-		}
-		n := len(args)
-		q = append(q, '(')
-		for j := 1; j <= 6; j++ {
-			if j > 1 {
-				q = append(q, ',')
-			}
-			q = append(q, '$')
-			q = strconv.AppendInt(q, int64(n+j), 10)
-		}
-		q = append(q, ')')
+	for _, dl := range ds {
 		args = append(args, dl.DeliveryID, dl.EventID, dl.ConfigID, dl.ChannelID, now.UnixMilli(), now.UTC())
 	}
-	if _, err := tx.Exec(ctx, string(q), args...); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO delivery_queue (id, event_id, config_id, channel_id, due_at, created_at) VALUES `+
+		db.Values(1, 6, len(ds)), args...); err != nil {
 		return err
 	}
 	tx.AfterCommit(h.dispatch.poke)

@@ -75,18 +75,27 @@ func taskAndPlan(ev *event.Envelope) (taskID, planID, projectID string) {
 
 func newEntryID() string { return id.New("dat") }
 
-func (h *Hub) insertAttemptRow(ctx context.Context, q db.Querier, entryID string, r attemptRecord) error {
-	taskID, planID, projectID := taskAndPlan(r.ev)
-	resp := r.result.Response
-	if len(resp) > channel.MaxResponse {
-		resp = resp[:channel.MaxResponse]
+// attemptCols are the columns of a history row, in insertAttemptRows' order.
+const attemptCols = 19
+
+// insertAttemptRows writes history rows with one statement.
+func (h *Hub) insertAttemptRows(ctx context.Context, q db.Querier, ws []historyWrite) error {
+	now := time.Now().UTC()
+	args := make([]any, 0, attemptCols*len(ws))
+	for _, w := range ws {
+		r := w.out.rec
+		taskID, planID, projectID := taskAndPlan(r.ev)
+		resp := r.result.Response
+		if len(resp) > channel.MaxResponse {
+			resp = resp[:channel.MaxResponse]
+		}
+		args = append(args, w.id, r.args.DeliveryID, r.args.ConfigID, r.args.ChannelID, r.channelType, r.ev.ID, r.ev.EventType,
+			projectID, taskID, planID, r.status, r.attempt, requestJSON(r.result.Request), resp, r.result.StatusCode,
+			r.err, r.duration.Milliseconds(), r.nextAttemptAt, now)
 	}
 	_, err := q.Exec(ctx, `INSERT INTO delivery_attempts (id, delivery_id, config_id, channel_id, channel_type, event_id, event_type,
 		project_id, task_id, plan_id, status, attempt, request, response, status_code, error, duration_ms, next_attempt_at, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
-		entryID, r.args.DeliveryID, r.args.ConfigID, r.args.ChannelID, r.channelType, r.ev.ID, r.ev.EventType,
-		projectID, taskID, planID, r.status, r.attempt, requestJSON(r.result.Request), resp, r.result.StatusCode,
-		r.err, r.duration.Milliseconds(), r.nextAttemptAt, time.Now().UTC())
+		VALUES `+db.Values(1, attemptCols, len(ws)), args...)
 	return err
 }
 

@@ -84,36 +84,75 @@ func (w *historyWriter) drain(ctx context.Context, h *Hub) {
 			return
 		}
 		w.mu.Unlock()
-		err := w.db.InTx(ctx, func(tx db.Tx) error {
-			for _, g := range group {
-				if g.out.rec != nil {
-					if err := h.insertAttemptRow(ctx, tx, g.id, *g.out.rec); err != nil {
-						return err
-					}
-				}
-				if c := g.out.queue; c != nil {
-					if err := applyQueueChange(ctx, tx, c); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		})
+		err := w.db.InTx(ctx, func(tx db.Tx) error { return h.commitGroup(ctx, tx, group) })
 		for _, g := range group {
 			g.done <- err
 		}
 	}
 }
 
-// applyQueueChange ends a claim. A claim that no longer holds (its lease
-// ran out and another process took the delivery) changes nothing: that
-// process now owns the delivery's fate.
-func applyQueueChange(ctx context.Context, tx db.Tx, c *queueChange) error {
-	if c.done {
-		_, err := tx.Exec(ctx, `DELETE FROM delivery_queue WHERE id = $1 AND claim = $2`, c.id, c.claim)
+// commitGroup writes a group's history rows and queue changes with a few
+// multi-row statements: on PostgreSQL every statement is a round trip, and
+// one per row made the group commit the slowest step of a delivery.
+func (h *Hub) commitGroup(ctx context.Context, tx db.Tx, group []historyWrite) error {
+	if tx.Dialect() == db.Postgres {
+		// Outcomes need not wait for the disk: should PostgreSQL itself
+		// crash before flushing the last few, their deliveries are still
+		// queued and are simply made again (at least once), never lost.
+		// The commits that enqueue events keep the full guarantee.
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			return err
+		}
+	}
+	var rows []historyWrite
+	var done, later []*queueChange
+	for _, g := range group {
+		if g.out.rec != nil {
+			rows = append(rows, g)
+		}
+		switch c := g.out.queue; {
+		case c == nil:
+		case c.done:
+			done = append(done, c)
+		default:
+			later = append(later, c)
+		}
+	}
+	if err := inChunks(len(rows), func(from, n int) error { return h.insertAttemptRows(ctx, tx, rows[from:from+n]) }); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, `UPDATE delivery_queue SET due_at = $1, attempts = $2, claim = '' WHERE id = $3 AND claim = $4`,
-		c.due.UnixMilli(), c.attempts, c.id, c.claim)
-	return err
+	// A claim that no longer holds (its lease ran out and another process
+	// took the delivery) changes nothing: that process owns it now.
+	if err := inChunks(len(done), func(from, n int) error {
+		args := make([]any, 0, 2*n)
+		for _, c := range done[from : from+n] {
+			args = append(args, c.id, c.claim)
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM delivery_queue WHERE (id, claim) IN (VALUES `+db.Values(1, 2, n)+`)`, args...)
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, c := range later {
+		if _, err := tx.Exec(ctx, `UPDATE delivery_queue SET due_at = $1, attempts = $2, claim = '' WHERE id = $3 AND claim = $4`,
+			c.due.UnixMilli(), c.attempts, c.id, c.claim); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inChunks calls fn over n items in chunks of 64, 8 and 1: few statements,
+// and only three shapes of each, so that prepared statements are reused.
+func inChunks(n int, fn func(from, count int) error) error {
+	from := 0
+	for _, size := range []int{64, 8, 1} {
+		for n-from >= size {
+			if err := fn(from, size); err != nil {
+				return err
+			}
+			from += size
+		}
+	}
+	return nil
 }

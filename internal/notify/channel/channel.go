@@ -48,7 +48,8 @@ type Kind interface {
 	New(cfg json.RawMessage, deps Deps) (Sender, error)
 }
 
-// Sender delivers events to one configured channel.
+// Sender delivers events to one configured channel. One Sender serves
+// many attempts at once: it must be safe for concurrent use.
 type Sender interface {
 	// Send delivers one event. The Attempt is filled as far as the send got,
 	// with secrets masked, even when err is not nil. A non-nil err should be
