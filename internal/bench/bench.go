@@ -321,11 +321,13 @@ func newSink(hang bool) *sink {
 }
 
 func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The body is read first: only then does the server watch the
+	// connection, and see the client give up at its timeout.
+	_, _ = io.Copy(io.Discard, r.Body)
 	if s.hang && r.URL.Path == "/hook/0" {
 		<-r.Context().Done()
 		return
 	}
-	_, _ = io.Copy(io.Discard, r.Body)
 	now := time.Now()
 	k := arrival{r.Header.Get("webhook-id"), r.URL.Path}
 	s.mu.Lock()

@@ -76,13 +76,14 @@ func (b *breaker) acquire(key string) time.Duration {
 }
 
 // release ends an attempt; unreachable tells that it failed without an
-// answer from the endpoint (network error, timeout).
-func (b *breaker) release(key string, unreachable bool) {
+// answer from the endpoint (network error, timeout). When this failure
+// opened the circuit, release returns until when it is open.
+func (b *breaker) release(key string, unreachable bool) (openedUntil time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s := b.targets[key]
 	if s == nil {
-		return
+		return time.Time{}
 	}
 	s.inFlight--
 	if s.inFlight == 0 {
@@ -93,13 +94,15 @@ func (b *breaker) release(key string, unreachable bool) {
 		if s.inFlight == 0 {
 			delete(b.targets, key)
 		}
-		return
+		return time.Time{}
 	}
 	s.failures++
 	if s.failures >= tripAfter && !b.now().Before(s.openUntil) {
 		s.openUntil = b.now().Add(b.cooldown(s.opened))
 		s.opened++
+		return s.openUntil
 	}
+	return time.Time{}
 }
 
 // cooldown is how long the circuit stays open the n-th time in a row.
