@@ -19,6 +19,7 @@ func (s *Server) RouteCallbacks(hub *notify.Hub) {
 	s.Handle("PUT /api/v1/release/callbacks/{id}", s.Authed(h.update))
 	s.Handle("DELETE /api/v1/release/callbacks/{id}", s.Authed(h.delete))
 	s.Handle("POST /api/v1/release/callbacks/{id}/test", s.Authed(h.test))
+	s.Handle("POST /api/v1/release/callbacks/preview", s.Authed(h.preview))
 	s.Handle("GET /api/v1/release/callbacks/history", s.Authed(h.history))
 	s.Handle("POST /api/v1/release/callbacks/history/{id}/redeliver", s.Authed(h.redeliver))
 	s.Handle("GET /api/v1/release/tasks/{id}/callbacks", s.Authed(h.taskHistory))
@@ -110,6 +111,21 @@ func (h callbackHandlers) test(w http.ResponseWriter, r *http.Request, u *identi
 		return err
 	}
 	WriteJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+// preview renders one channel's message for a sample event, as the form
+// holds it, without sending anything.
+func (h callbackHandlers) preview(w http.ResponseWriter, r *http.Request, u *identity.User) error {
+	var in notify.PreviewInput
+	if err := Decode(r, &in); err != nil {
+		return err
+	}
+	p, err := h.hub.Preview(r.Context(), in, Actor(u))
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, p)
 	return nil
 }
 

@@ -575,6 +575,18 @@ func TestOpenAPISchemasFitAnswers(t *testing.T) {
 	c.call("PUT "+cb+"/{id}", cb+"/"+cid, map[string]any{"name": "all", "enabled": true, "channels": []any{map[string]any{"type": "custom",
 		"config": map[string]any{"url": "http://127.0.0.1:1/hook", "secret": "******", "retry_count": 0}}}}, 200)
 	c.call("POST "+cb+"/{id}/test", cb+"/"+cid+"/test", nil, 200)
+	chID := ""
+	if chs, _ := cfg["channels"].([]any); len(chs) > 0 {
+		chID = str(chs[0].(map[string]any), "id")
+	}
+	c.call("POST "+cb+"/preview", cb+"/preview", map[string]any{"event_type": "release_failed", "lang": "en", "config_id": cid, "project_id": "oa",
+		"template": map[string]any{"title": "{{.Project.Name}}: {{.Outcome}}"},
+		"channel": map[string]any{"id": chID, "type": "custom", "config": map[string]any{"url": "http://127.0.0.1:1/hook", "secret": "******"},
+			"template": map[string]any{"body": "{{range .Fields}}{{.Label}}={{.Value}}\n{{end}}"}}}, 200)
+	c.call("POST "+cb+"/preview", cb+"/preview", map[string]any{"event_type": "plan_approved",
+		"channel": map[string]any{"type": "email", "config": map[string]any{"smtp_host": "smtp.example.com", "from": "h@example.com", "recipients": []string{"plan_manager"}}}}, 200)
+	c.call("POST "+cb+"/preview", cb+"/preview", map[string]any{"channel": map[string]any{"type": "feishu",
+		"config": map[string]any{"webhook_url": "https://open.feishu.cn/open-apis/bot/v2/hook/abc"}, "template": map[string]any{"body": "{{.Nope}}"}}}, 422)
 	hist := c.call("GET "+cb+"/history", cb+"/history", nil, 200)
 	c.call("GET "+cb+"/{id}/history", cb+"/"+cid+"/history", nil, 200)
 	if items, _ := hist["items"].([]any); len(items) > 0 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/herald-release/herald/internal/inventory"
 	"github.com/herald-release/herald/internal/notify"
+	"github.com/herald-release/herald/internal/notify/channel"
 )
 
 const callbacksAPI = "/api/v1/release/callbacks"
@@ -19,7 +20,8 @@ const callbacksAPI = "/api/v1/release/callbacks"
 // chField is one setting of a channel type (CONTRACT §8).
 type chField struct {
 	Name string
-	// Kind is text, url, secret, list, bool, int, headers or select.
+	// Kind is text, url, secret, list, bool, int, headers, select, or
+	// checks (several of Options, sent as a list).
 	Kind    string
 	Options []string
 	// Group splits wechat into the group robot and the application.
@@ -73,27 +75,36 @@ var channelFields = map[string][]chField{
 		{Name: "username", Kind: "text"},
 		{Name: "password", Kind: "secret"},
 		{Name: "from", Kind: "text", Required: true, Placeholder: "Herald <herald@example.com>"},
-		{Name: "to", Kind: "list", Required: true, Placeholder: "ops@example.com, dev@example.com"},
+		{Name: "to", Kind: "list", Placeholder: "ops@example.com, dev@example.com"},
+		{Name: "recipients", Kind: "checks", Options: []string{"task_creator", "plan_manager"}},
 		{Name: "lang", Kind: "select", Options: []string{"", "zh", "en"}},
 	},
 	"feishu_app": {
 		{Name: "app_id", Kind: "text", Required: true, Placeholder: "cli_…"},
 		{Name: "app_secret", Kind: "secret", Required: true},
 		{Name: "receive_id_type", Kind: "select", Options: []string{"chat_id", "open_id", "user_id", "union_id", "email"}},
-		{Name: "receive_ids", Kind: "list", Required: true, Placeholder: "oc_xxx, oc_yyy"},
+		{Name: "receive_ids", Kind: "list", Placeholder: "oc_xxx, oc_yyy"},
+		{Name: "recipients", Kind: "checks", Options: []string{"task_creator", "plan_manager"}},
 		{Name: "api_base_url", Kind: "url", Placeholder: "https://open.feishu.cn"},
 		{Name: "lang", Kind: "select", Options: []string{"", "zh", "en"}},
 	},
 	"slack": {
 		{Name: "webhook_url", Kind: "url", Required: true, Placeholder: "https://hooks.slack.com/services/T…/B…/…"},
+		{Name: "at_user_ids", Kind: "list", Placeholder: "U012AB3CD, U045EF6GH"},
+		{Name: "at_here", Kind: "bool"},
+		{Name: "at_channel", Kind: "bool"},
 		{Name: "lang", Kind: "select", Options: []string{"", "zh", "en"}},
 	},
 	"teams": {
 		{Name: "webhook_url", Kind: "url", Required: true, Placeholder: "https://….logic.azure.com:443/workflows/…/triggers/manual/paths/invoke?…&sig=…"},
+		{Name: "at_user_ids", Kind: "list", Placeholder: "alice@contoso.com"},
 		{Name: "lang", Kind: "select", Options: []string{"", "zh", "en"}},
 	},
 	"discord": {
 		{Name: "webhook_url", Kind: "url", Required: true, Placeholder: "https://discord.com/api/webhooks/…/…"},
+		{Name: "at_user_ids", Kind: "list", Placeholder: "123456789012345678"},
+		{Name: "at_role_ids", Kind: "list", Placeholder: "234567890123456789"},
+		{Name: "at_everyone", Kind: "bool"},
 		{Name: "lang", Kind: "select", Options: []string{"", "zh", "en"}},
 	},
 	"telegram": {
@@ -126,6 +137,15 @@ type cbForm struct {
 	Enabled   bool
 	Events    []string
 	Channels  []cbChannel
+	Lang      string
+	// Title and Body are the configuration's template.
+	Title, Body string
+	// Environments is the conditions' list as typed; the others are the
+	// checked values.
+	Environments                   string
+	Strategies, TaskTypes, Outcome []string
+	// PreviewEvent is the event type the Preview buttons show.
+	PreviewEvent string
 }
 
 type cbChannel struct {
@@ -136,22 +156,36 @@ type cbChannel struct {
 	Mode   string
 	Values map[string]string
 	Note   string // why Herald disabled it
+	// Title and Body are the channel's own template.
+	Title, Body string
 }
+
+// checksOf are the checked values of a checks field, kept in Values
+// joined by commas.
+func checksOf(v string) []string { return splitList(v) }
 
 func chPrefix(i int) string { return "channels[" + strconv.Itoa(i) + "]" }
 
 // readCBForm reads the submitted form.
 func readCBForm(v url.Values) cbForm {
-	f := cbForm{ProjectID: v.Get("project_id"), Name: v.Get("name"), Enabled: v.Get("enabled") != "", Events: v["events"]}
+	f := cbForm{ProjectID: v.Get("project_id"), Name: v.Get("name"), Enabled: v.Get("enabled") != "", Events: v["events"],
+		Lang: v.Get("lang"), Title: v.Get("template.title"), Body: v.Get("template.body"),
+		Environments: v.Get("conditions.environments"), Strategies: v["conditions.strategies"], TaskTypes: v["conditions.task_types"],
+		Outcome: v["conditions.outcomes"], PreviewEvent: v.Get("preview_event")}
 	n, _ := strconv.Atoi(v.Get("channel_count"))
 	for i := range min(n, 50) {
 		p := chPrefix(i)
 		ch := cbChannel{ID: v.Get(p + ".id"), Type: v.Get(p + ".type"), Enabled: v.Get(p+".enabled") != "",
-			Mode: v.Get(p + ".mode"), Values: map[string]string{}, Note: v.Get(p + ".note")}
+			Mode: v.Get(p + ".mode"), Values: map[string]string{}, Note: v.Get(p + ".note"),
+			Title: v.Get(p + ".template.title"), Body: v.Get(p + ".template.body")}
 		if _, ok := channelFields[ch.Type]; !ok {
 			continue
 		}
 		for _, fd := range channelFields[ch.Type] {
+			if fd.Kind == "checks" {
+				ch.Values[fd.Name] = strings.Join(v[p+".config."+fd.Name], ",")
+				continue
+			}
 			ch.Values[fd.Name] = v.Get(p + ".config." + fd.Name)
 		}
 		f.Channels = append(f.Channels, ch)
@@ -161,9 +195,19 @@ func readCBForm(v url.Values) cbForm {
 
 // fromConfig turns a stored configuration into the form.
 func fromConfig(c *notify.Config) cbForm {
-	f := cbForm{ProjectID: c.ProjectID, Name: c.Name, Enabled: c.Enabled, Events: c.Events}
+	f := cbForm{ProjectID: c.ProjectID, Name: c.Name, Enabled: c.Enabled, Events: c.Events, Lang: c.Lang}
+	if c.Template != nil {
+		f.Title, f.Body = c.Template.Title, c.Template.Body
+	}
+	if cd := c.Conditions; cd != nil {
+		f.Environments = strings.Join(cd.Environments, ", ")
+		f.Strategies, f.TaskTypes, f.Outcome = cd.Strategies, cd.TaskTypes, cd.Outcomes
+	}
 	for _, ch := range c.Channels {
 		x := cbChannel{ID: ch.ID, Type: ch.Type, Enabled: ch.Enabled, Values: map[string]string{}, Note: ch.DisabledReason}
+		if ch.Template != nil {
+			x.Title, x.Body = ch.Template.Title, ch.Template.Body
+		}
 		var cfg map[string]any
 		_ = json.Unmarshal(ch.Config, &cfg)
 		for _, fd := range channelFields[ch.Type] {
@@ -175,6 +219,10 @@ func fromConfig(c *notify.Config) cbForm {
 				if m, ok := v.(map[string]any); ok {
 					x.Values[fd.Name] = formatPairs(m, ": ")
 				}
+				continue
+			}
+			if fd.Kind == "checks" {
+				x.Values[fd.Name] = strings.Join(checksOf(toString(v)), ",")
 				continue
 			}
 			x.Values[fd.Name] = toString(v)
@@ -199,6 +247,14 @@ func (f cbForm) values() url.Values {
 		v.Set("enabled", "true")
 	}
 	v["events"] = f.Events
+	v.Set("lang", f.Lang)
+	v.Set("template.title", f.Title)
+	v.Set("template.body", f.Body)
+	v.Set("conditions.environments", f.Environments)
+	v["conditions.strategies"] = f.Strategies
+	v["conditions.task_types"] = f.TaskTypes
+	v["conditions.outcomes"] = f.Outcome
+	v.Set("preview_event", f.PreviewEvent)
 	v.Set("channel_count", strconv.Itoa(len(f.Channels)))
 	for i, ch := range f.Channels {
 		p := chPrefix(i)
@@ -206,14 +262,46 @@ func (f cbForm) values() url.Values {
 		v.Set(p+".type", ch.Type)
 		v.Set(p+".mode", ch.Mode)
 		v.Set(p+".note", ch.Note)
+		v.Set(p+".template.title", ch.Title)
+		v.Set(p+".template.body", ch.Body)
 		if ch.Enabled {
 			v.Set(p+".enabled", "true")
 		}
-		for k, val := range ch.Values {
-			v.Set(p+".config."+k, val)
+		for _, fd := range channelFields[ch.Type] {
+			if fd.Kind == "checks" {
+				v[p+".config."+fd.Name] = checksOf(ch.Values[fd.Name])
+				continue
+			}
+			v.Set(p+".config."+fd.Name, ch.Values[fd.Name])
 		}
 	}
 	return v
+}
+
+// templateInput is a template as the API takes it; nil when both parts are
+// empty.
+func templateInput(title, body string) map[string]any {
+	if strings.TrimSpace(title) == "" && strings.TrimSpace(body) == "" {
+		return nil
+	}
+	return map[string]any{"title": title, "body": body}
+}
+
+// conditions are the form's conditions as the API takes them.
+func (f cbForm) conditions() map[string]any {
+	c := map[string]any{}
+	if l := splitList(f.Environments); len(l) > 0 {
+		c["environments"] = l
+	}
+	for k, l := range map[string][]string{"strategies": f.Strategies, "task_types": f.TaskTypes, "outcomes": f.Outcome} {
+		if len(l) > 0 {
+			c[k] = l
+		}
+	}
+	if len(c) == 0 {
+		return nil
+	}
+	return c
 }
 
 // input builds the API body; fields the form cannot even encode (a number
@@ -235,7 +323,7 @@ func (f cbForm) input(form *Form) map[string]any {
 				if s != "" {
 					cfg[fd.Name] = true
 				}
-			case "list":
+			case "list", "checks":
 				if l := splitList(s); len(l) > 0 {
 					cfg[fd.Name] = l
 				}
@@ -267,13 +355,23 @@ func (f cbForm) input(form *Form) map[string]any {
 		if ch.ID != "" {
 			c["id"] = ch.ID
 		}
+		if t := templateInput(ch.Title, ch.Body); t != nil {
+			c["template"] = t
+		}
 		channels = append(channels, c)
 	}
 	events := f.Events
 	if events == nil {
 		events = []string{}
 	}
-	return map[string]any{"name": strings.TrimSpace(f.Name), "enabled": f.Enabled, "events": events, "channels": channels}
+	in := map[string]any{"name": strings.TrimSpace(f.Name), "enabled": f.Enabled, "events": events, "channels": channels, "lang": f.Lang}
+	if t := templateInput(f.Title, f.Body); t != nil {
+		in["template"] = t
+	}
+	if c := f.conditions(); c != nil {
+		in["conditions"] = c
+	}
+	return in
 }
 
 // channelView is one channel block of the form.
@@ -296,8 +394,21 @@ type callbackFormData struct {
 	Channels   []channelView
 	Types      []string
 	EventGroup []eventGroup
+	Events     []string
 	Results    *notify.TestReport
 	History    []notify.Entry
+	// Preview is the Preview button's answer, for the channel it was
+	// pressed on.
+	Preview *previewView
+	// The choices of the conditions, and the template fields' reference.
+	Strategies, TaskTypes, Outcomes []string
+	Fields                          []channel.TemplateField
+}
+
+type previewView struct {
+	Index   int
+	Preview notify.Preview
+	Request string // as history shows requests
 }
 
 func (c *Console) eventGroups() []eventGroup {
@@ -316,7 +427,13 @@ func (c *Console) eventGroups() []eventGroup {
 }
 
 func (q *request) renderCallbackForm(status int, f *Form, cf cbForm, cfg *notify.Config, results *notify.TestReport) error {
-	d := callbackFormData{Config: cfg, Types: q.c.channelTypes(), EventGroup: q.c.eventGroups(), Results: results}
+	return q.renderCallbackFormWith(status, f, cf, cfg, results, nil)
+}
+
+func (q *request) renderCallbackFormWith(status int, f *Form, cf cbForm, cfg *notify.Config, results *notify.TestReport, preview *previewView) error {
+	d := callbackFormData{Config: cfg, Types: q.c.channelTypes(), EventGroup: q.c.eventGroups(), Events: q.c.deps.EventTypes,
+		Results: results, Preview: preview, Strategies: notify.Strategies, TaskTypes: notify.TaskTypes, Outcomes: notify.Outcomes,
+		Fields: channel.TemplateFields}
 	if cf.ProjectID != "" {
 		var p inventory.Project
 		if err := q.get(projectAPI(cf.ProjectID), &p); err != nil {
@@ -450,6 +567,11 @@ func (c *Console) saveCallback(q *request) error {
 			cf.Channels = slices.Delete(cf.Channels, i, i+1)
 		}
 		return q.renderCallbackForm(http.StatusOK, &Form{}, cf, cfg, nil)
+	case strings.HasPrefix(op, "preview:"):
+		if i, err := strconv.Atoi(strings.TrimPrefix(op, "preview:")); err == nil && i >= 0 && i < len(cf.Channels) {
+			return q.previewChannel(cf, cfg, i)
+		}
+		return q.renderCallbackForm(http.StatusOK, &Form{}, cf, cfg, nil)
 	}
 	f := &Form{}
 	in := cf.input(f)
@@ -476,6 +598,48 @@ func (c *Console) saveCallback(q *request) error {
 	return q.redirect("/callbacks/"+url.PathEscape(saved.ID), "flash.saved")
 }
 
+// previewChannel is the Preview button of channel i: the form is shown
+// again, unsaved, with what the channel would send for a sample event of
+// the chosen type, or the errors that keep it from rendering.
+func (q *request) previewChannel(cf cbForm, cfg *notify.Config, i int) error {
+	f := &Form{}
+	in := cf.input(f)
+	if len(f.Errors) > 0 {
+		f.Message = q.lang.T("form.fix")
+		return q.renderCallbackForm(http.StatusUnprocessableEntity, f, cf, cfg, nil)
+	}
+	body := map[string]any{"event_type": cf.PreviewEvent, "lang": cf.Lang, "project_id": cf.ProjectID,
+		"channel": in["channels"].([]map[string]any)[i]}
+	if t, ok := in["template"]; ok {
+		body["template"] = t
+	}
+	if cfg != nil {
+		body["config_id"] = cfg.ID
+	}
+	var p notify.Preview
+	if err := q.api(http.MethodPost, callbacksAPI+"/preview", body, &p); err != nil {
+		if err := f.failed(err); err != nil {
+			return err
+		}
+		// The preview speaks of "channel"; the form of this channel.
+		for j, e := range f.Errors {
+			if rest, ok := strings.CutPrefix(e.Field, "channel"); ok && (rest == "" || rest[0] == '.') {
+				f.Errors[j].Field = chPrefix(i) + rest
+			}
+			if e.Field == "event_type" {
+				f.Errors[j].Field = "preview_event"
+			}
+		}
+		return q.renderCallbackForm(http.StatusUnprocessableEntity, f, cf, cfg, nil)
+	}
+	pv := &previewView{Index: i, Preview: p}
+	if p.Request != nil {
+		raw, _ := json.Marshal(p.Request)
+		pv.Request = prettyRequest(raw)
+	}
+	return q.renderCallbackFormWith(http.StatusOK, &Form{}, cf, cfg, nil, pv)
+}
+
 // toggleCallback switches a configuration on or off: what GET shows is
 // sent back, secrets masked (which keeps them), with enabled flipped.
 func (c *Console) toggleCallback(q *request) error {
@@ -483,7 +647,8 @@ func (c *Console) toggleCallback(q *request) error {
 	if err != nil {
 		return err
 	}
-	in := map[string]any{"name": cfg.Name, "enabled": !cfg.Enabled, "events": cfg.Events, "channels": cfg.Channels}
+	in := map[string]any{"name": cfg.Name, "enabled": !cfg.Enabled, "events": cfg.Events, "channels": cfg.Channels,
+		"lang": cfg.Lang, "template": cfg.Template, "conditions": cfg.Conditions}
 	if err := q.api(http.MethodPut, callbacksAPI+"/"+url.PathEscape(cfg.ID), in, nil); err != nil {
 		return err
 	}

@@ -34,6 +34,9 @@ type route struct {
 	configID  string
 	channelID string
 	events    []string
+	// conds narrow events further; nil means none. Routes of one
+	// configuration share them.
+	conds *Conditions
 }
 
 type cachedTarget struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/herald-release/herald/internal/db"
 	"github.com/herald-release/herald/internal/event"
 	"github.com/herald-release/herald/internal/id"
+	"github.com/herald-release/herald/internal/notify/channel"
 	"github.com/herald-release/herald/internal/secret"
 	"github.com/herald-release/herald/internal/validate"
 )
@@ -27,8 +28,17 @@ type Config struct {
 	Enabled   bool      `json:"enabled"`
 	Channels  []Channel `json:"channels"`
 	Events    []string  `json:"events"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	// Lang is the language of every channel's messages ("zh", the
+	// default, or "en"), unless a channel sets its own "lang".
+	Lang string `json:"lang"`
+	// Template overrides the title and body of every channel's messages;
+	// a channel's own template wins, part by part.
+	Template *channel.Template `json:"template,omitempty"`
+	// Conditions narrow Events by environment, strategy, task type and
+	// outcome.
+	Conditions *Conditions `json:"conditions,omitempty"`
+	CreatedAt  time.Time   `json:"created_at"`
+	UpdatedAt  time.Time   `json:"updated_at"`
 }
 
 // Channel is one destination of a configuration. Config is in clear inside
@@ -38,9 +48,23 @@ type Channel struct {
 	Type    string          `json:"type"`
 	Enabled bool            `json:"enabled"`
 	Config  json.RawMessage `json:"config"`
+	// Template overrides the title and body of this channel's messages.
+	Template *channel.Template `json:"template,omitempty"`
 	// DisabledReason says why Herald switched the channel off itself
 	// (its endpoint answered 410 Gone).
 	DisabledReason string `json:"disabled_reason,omitempty"`
+
+	// stored is the config as sealed: Config and the look in effect
+	// (channel.LookKey), what senders are built from.
+	stored json.RawMessage
+}
+
+// sendConfig is the config a sender is built from.
+func (ch *Channel) sendConfig() json.RawMessage {
+	if ch.stored != nil {
+		return ch.stored
+	}
+	return ch.Config
 }
 
 // Masked returns the configuration with every channel secret masked.
@@ -64,18 +88,65 @@ func maskChannelConfig(typ string, cfg json.RawMessage) json.RawMessage {
 
 // ConfigInput is the body of create and update.
 type ConfigInput struct {
-	Name     string         `json:"name"`
-	Enabled  *bool          `json:"enabled"`
-	Channels []ChannelInput `json:"channels"`
-	Events   []string       `json:"events"`
+	Name       string            `json:"name"`
+	Enabled    *bool             `json:"enabled"`
+	Channels   []ChannelInput    `json:"channels"`
+	Events     []string          `json:"events"`
+	Lang       string            `json:"lang"`
+	Template   *channel.Template `json:"template"`
+	Conditions *Conditions       `json:"conditions"`
 }
 
 // ChannelInput is one channel in a create or update body.
 type ChannelInput struct {
-	ID      string          `json:"id"`
-	Type    string          `json:"type"`
-	Enabled *bool           `json:"enabled"`
-	Config  json.RawMessage `json:"config"`
+	ID       string            `json:"id"`
+	Type     string            `json:"type"`
+	Enabled  *bool             `json:"enabled"`
+	Config   json.RawMessage   `json:"config"`
+	Template *channel.Template `json:"template"`
+}
+
+// checkLang normalises a language setting: "" is "zh".
+func checkLang(field, lang string, errs *validate.Errors) string {
+	switch l := strings.TrimSpace(lang); l {
+	case "", "zh":
+		return "zh"
+	case "en":
+		return "en"
+	}
+	errs.Add(field, `must be "zh" or "en"`)
+	return "zh"
+}
+
+// checkTemplate validates a template's parts; nil when none is set.
+func checkTemplate(field string, t *channel.Template, errs *validate.Errors) *channel.Template {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	for _, part := range []struct{ name, src string }{{"title", t.Title}, {"body", t.Body}} {
+		if part.src == "" {
+			continue
+		}
+		if err := channel.CheckTemplate(part.name, part.src); err != nil {
+			errs.Add(field+"."+part.name, "%v", err)
+		}
+	}
+	out := *t
+	return &out
+}
+
+// hasLookKey reports whether a user's config sets the key Herald keeps
+// for itself.
+func hasLookKey(cfg json.RawMessage) bool {
+	if !bytes.Contains(cfg, []byte(channel.LookKey)) {
+		return false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(cfg, &m) != nil {
+		return false
+	}
+	_, ok := m[channel.LookKey]
+	return ok
 }
 
 // MaxChannels bounds the channels of one configuration.
@@ -90,6 +161,9 @@ func (h *Hub) build(in ConfigInput, prev *Config) (*Config, error) {
 	if len(c.Name) > 200 {
 		errs.Add("name", "must be at most 200 characters")
 	}
+	c.Lang = checkLang("lang", in.Lang, &errs)
+	c.Template = checkTemplate("template", in.Template, &errs)
+	c.Conditions = checkConditions(in.Conditions, &errs)
 	for i, e := range in.Events {
 		if _, ok := event.Lookup(e); !ok {
 			errs.Add(fmt.Sprintf("events[%d]", i), "%q is not an event type; see CONTRACT §6 for the list", e)
@@ -124,7 +198,12 @@ func (h *Hub) build(in ConfigInput, prev *Config) (*Config, error) {
 			errs.Add(field+".config", "must be an object with the %s settings", chIn.Type)
 			continue
 		}
-		ch := Channel{ID: chIn.ID, Type: chIn.Type, Enabled: chIn.Enabled == nil || *chIn.Enabled}
+		if hasLookKey(cfg) {
+			errs.Add(field+".config."+channel.LookKey, "unknown field")
+			continue
+		}
+		ch := Channel{ID: chIn.ID, Type: chIn.Type, Enabled: chIn.Enabled == nil || *chIn.Enabled,
+			Template: checkTemplate(field+".template", chIn.Template, &errs)}
 		old := matchPrevious(prev, chIn, i)
 		if old != nil && chIn.ID == "" && named[old.ID] {
 			old = nil
@@ -216,8 +295,9 @@ func (h *Hub) CreateConfig(ctx context.Context, projectID string, in ConfigInput
 			}
 		}
 		evs, _ := json.Marshal(c.Events)
-		if _, err := tx.Exec(ctx, `INSERT INTO callback_configs (id, project_id, name, enabled, events, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $6)`, c.ID, nullable(projectID), c.Name, c.Enabled, string(evs), now); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO callback_configs (id, project_id, name, enabled, events, lang, template, conditions, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`, c.ID, nullable(projectID), c.Name, c.Enabled, string(evs),
+			c.Lang, templateJSON(c.Template), conditionsJSON(c.Conditions), now); err != nil {
 			return err
 		}
 		return h.insertChannels(ctx, tx, c)
@@ -237,17 +317,96 @@ func nullable(s string) any {
 }
 
 func (h *Hub) insertChannels(ctx context.Context, tx db.Tx, c *Config) error {
-	for i, ch := range c.Channels {
-		sealed, err := h.box.Seal(ch.Config)
+	for i := range c.Channels {
+		ch := &c.Channels[i]
+		stored, err := withLook(ch.Config, c.look(ch))
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO callback_channels (id, config_id, position, type, enabled, config, disabled_reason)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, ch.ID, c.ID, i, ch.Type, ch.Enabled, sealed, ch.DisabledReason); err != nil {
+		sealed, err := h.box.Seal(stored)
+		if err != nil {
+			return err
+		}
+		ch.stored = stored
+		if _, err := tx.Exec(ctx, `INSERT INTO callback_channels (id, config_id, position, type, enabled, config, template, disabled_reason)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, ch.ID, c.ID, i, ch.Type, ch.Enabled, sealed, templateJSON(ch.Template), ch.DisabledReason); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// look is what a channel's messages look like: the configuration's
+// language, and its template with the channel's parts winning.
+func (c *Config) look(ch *Channel) channel.StoredLook {
+	var t channel.Template
+	if ch.Template != nil {
+		t = *ch.Template
+	}
+	if c.Template != nil {
+		t = t.Or(*c.Template)
+	}
+	return channel.StoredLook{Lang: c.Lang, Title: t.Title, Body: t.Body}
+}
+
+// withLook adds the look to a channel's config for the senders; a config
+// without a template and in the default language is stored as given.
+func withLook(cfg json.RawMessage, look channel.StoredLook) (json.RawMessage, error) {
+	if look.Title == "" && look.Body == "" && (look.Lang == "" || look.Lang == "zh") {
+		return cfg, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(cfg, &m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		m = map[string]json.RawMessage{}
+	}
+	m[channel.LookKey], _ = json.Marshal(look)
+	return json.Marshal(m)
+}
+
+// withoutLook is a stored config as users see it.
+func withoutLook(stored json.RawMessage) json.RawMessage {
+	if !bytes.Contains(stored, []byte(channel.LookKey)) {
+		return stored
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(stored, &m) != nil {
+		return stored
+	}
+	if _, ok := m[channel.LookKey]; !ok {
+		return stored
+	}
+	delete(m, channel.LookKey)
+	out, err := json.Marshal(m)
+	if err != nil {
+		return stored
+	}
+	return out
+}
+
+// templateJSON is the stored form of a template: "" for none.
+func templateJSON(t *channel.Template) string {
+	if t == nil || t.IsZero() {
+		return ""
+	}
+	b, _ := json.Marshal(t)
+	return string(b)
+}
+
+func parseTemplate(s string) (*channel.Template, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var t channel.Template
+	if err := json.Unmarshal([]byte(s), &t); err != nil {
+		return nil, err
+	}
+	if t.IsZero() {
+		return nil, nil
+	}
+	return &t, nil
 }
 
 // UpdateConfig replaces a configuration's name, state, channels and events.
@@ -264,8 +423,8 @@ func (h *Hub) UpdateConfig(ctx context.Context, configID string, in ConfigInput)
 		c.ID, c.ProjectID, c.CreatedAt = prev.ID, prev.ProjectID, prev.CreatedAt
 		c.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
 		evs, _ := json.Marshal(c.Events)
-		if _, err := tx.Exec(ctx, `UPDATE callback_configs SET name = $1, enabled = $2, events = $3, updated_at = $4 WHERE id = $5`,
-			c.Name, c.Enabled, string(evs), c.UpdatedAt, c.ID); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE callback_configs SET name = $1, enabled = $2, events = $3, lang = $4, template = $5, conditions = $6, updated_at = $7 WHERE id = $8`,
+			c.Name, c.Enabled, string(evs), c.Lang, templateJSON(c.Template), conditionsJSON(c.Conditions), c.UpdatedAt, c.ID); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM callback_channels WHERE config_id = $1`, c.ID); err != nil {
@@ -326,8 +485,8 @@ func (h *Hub) ListConfigs(ctx context.Context, projectID string) ([]*Config, err
 }
 
 func (h *Hub) listConfigs(ctx context.Context, q db.Querier, where string, args ...any) ([]*Config, error) {
-	rows, err := q.Query(ctx, `SELECT c.id, COALESCE(c.project_id, ''), c.name, c.enabled, c.events, c.created_at, c.updated_at,
-			ch.id, ch.type, ch.enabled, ch.config, ch.disabled_reason
+	rows, err := q.Query(ctx, `SELECT c.id, COALESCE(c.project_id, ''), c.name, c.enabled, c.events, c.lang, c.template, c.conditions,
+			c.created_at, c.updated_at, ch.id, ch.type, ch.enabled, ch.config, ch.template, ch.disabled_reason
 		FROM callback_configs c JOIN callback_channels ch ON ch.config_id = c.id `+where+`
 		ORDER BY c.id, ch.position`, args...)
 	if err != nil {
@@ -338,20 +497,32 @@ func (h *Hub) listConfigs(ctx context.Context, q db.Querier, where string, args 
 	var cur *Config
 	for rows.Next() {
 		var c Config
-		var events, sealed string
+		var events, tmpl, conds, sealed, chTmpl string
 		var ch Channel
-		if err := rows.Scan(&c.ID, &c.ProjectID, &c.Name, &c.Enabled, &events, &c.CreatedAt, &c.UpdatedAt,
-			&ch.ID, &ch.Type, &ch.Enabled, &sealed, &ch.DisabledReason); err != nil {
+		if err := rows.Scan(&c.ID, &c.ProjectID, &c.Name, &c.Enabled, &events, &c.Lang, &tmpl, &conds, &c.CreatedAt, &c.UpdatedAt,
+			&ch.ID, &ch.Type, &ch.Enabled, &sealed, &chTmpl, &ch.DisabledReason); err != nil {
 			return nil, err
 		}
 		plain, err := h.box.Open(sealed)
 		if err != nil {
 			return nil, fmt.Errorf("callback channel %s: %w", ch.ID, err)
 		}
-		ch.Config = plain
+		ch.stored, ch.Config = plain, withoutLook(plain)
+		if ch.Template, err = parseTemplate(chTmpl); err != nil {
+			return nil, fmt.Errorf("callback channel %s template is corrupt: %w", ch.ID, err)
+		}
 		if cur == nil || cur.ID != c.ID {
 			if err := json.Unmarshal([]byte(events), &c.Events); err != nil {
 				return nil, fmt.Errorf("callback configuration %s events are corrupt: %w", c.ID, err)
+			}
+			if c.Lang == "" {
+				c.Lang = "zh"
+			}
+			if c.Template, err = parseTemplate(tmpl); err != nil {
+				return nil, fmt.Errorf("callback configuration %s template is corrupt: %w", c.ID, err)
+			}
+			if c.Conditions, err = parseConditions(conds); err != nil {
+				return nil, fmt.Errorf("callback configuration %s conditions are corrupt: %w", c.ID, err)
 			}
 			cur = &c
 			out = append(out, cur)

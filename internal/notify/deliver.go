@@ -136,7 +136,9 @@ func (h *Hub) attempt(ctx context.Context, dl delivery) error {
 	}
 	// No status code means the endpoint never answered: a network error
 	// or a timeout, what the breaker counts.
-	h.breaker.release(t.channel.ID, sendErr != nil && res.StatusCode == 0)
+	if until := h.breaker.release(t.channel.ID, sendErr != nil && res.StatusCode == 0); !until.IsZero() {
+		h.deferChannel(ctx, t.channel.ID, until)
+	}
 	rec.duration = time.Since(start)
 	rec.result = res
 	h.metrics.duration.WithLabelValues(t.channel.Type).Observe(rec.duration.Seconds())
@@ -171,6 +173,17 @@ func (h *Hub) attempt(ctx context.Context, dl delivery) error {
 	rec.status, rec.nextAttemptAt = statusPending, &next
 	h.metrics.attempts.WithLabelValues(t.channel.Type, "retry").Inc()
 	return h.finish(ctx, outcome{rec: &rec, queue: &queueChange{id: dl.DeliveryID, claim: dl.claim, due: next, attempts: rec.attempt}})
+}
+
+// deferChannel moves every waiting delivery of a channel whose circuit has
+// just opened to when it half-opens: one statement, instead of each of them
+// being claimed and put back while the circuit is open. Best effort: a
+// delivery it misses is put back when claimed, as before.
+func (h *Hub) deferChannel(ctx context.Context, channelID string, until time.Time) {
+	if _, err := h.db.Exec(context.WithoutCancel(ctx), `UPDATE delivery_queue SET due_at = $1
+		WHERE channel_id = $2 AND claim = '' AND due_at < $1`, jitter(time.Until(until)).Milliseconds()+time.Now().UnixMilli(), channelID); err != nil {
+		h.log.Warn("defer the deliveries of an unreachable channel", "channel_id", channelID, "error", err)
+	}
 }
 
 // finish commits an outcome, even when ctx has been cancelled meanwhile:

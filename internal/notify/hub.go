@@ -52,6 +52,9 @@ func New(d *db.DB, box *secret.Box, pub *event.Publisher, deps channel.Deps, opt
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	if deps.People == nil {
+		deps.People = people{d}
+	}
 	h := &Hub{db: d, box: box, pub: pub, deps: deps, opts: opts,
 		limiter: newLimiter(deps.Now), breaker: newBreaker(opts.Workers, deps.Now), cache: newCache(), metrics: newMetrics(opts.Registry), log: opts.Log}
 	h.history = newHistoryWriter(d, h.log)

@@ -104,7 +104,7 @@ func (h *Hub) testOne(ctx context.Context, c *Config, ch Channel, ev *event.Enve
 		attempt:     1,
 	}
 	res := TestResult{ChannelID: ch.ID, ChannelType: ch.Type}
-	sender, err := kinds[ch.Type].New(ch.Config, h.deps)
+	sender, err := kinds[ch.Type].New(ch.sendConfig(), h.deps)
 	switch {
 	case err != nil:
 		rec.status, rec.err = statusFailed, "the channel's configuration cannot be used: "+err.Error()

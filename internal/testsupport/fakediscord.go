@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -45,17 +46,21 @@ type DiscordMessage struct {
 	// AllowedMentions is allowed_mentions.parse; nil when the message set
 	// no allowed_mentions (everything in it would ping).
 	AllowedMentions []string
-	Wait            bool
-	Body            []byte
+	// AllowedUsers and AllowedRoles are allowed_mentions.users and .roles:
+	// the ids whose mentions in content ping.
+	AllowedUsers, AllowedRoles []string
+	Wait                       bool
+	Body                       []byte
 }
 
 // DiscordEmbed is one embed of a message.
 type DiscordEmbed struct {
-	Title     string         `json:"title"`
-	URL       string         `json:"url"`
-	Color     int            `json:"color"`
-	Fields    []DiscordField `json:"fields"`
-	Timestamp string         `json:"timestamp"`
+	Title       string         `json:"title"`
+	Description string         `json:"description"`
+	URL         string         `json:"url"`
+	Color       int            `json:"color"`
+	Fields      []DiscordField `json:"fields"`
+	Timestamp   string         `json:"timestamp"`
 }
 
 // DiscordField is one field of an embed.
@@ -134,9 +139,13 @@ func (f *Discord) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in struct {
-		Content         string                    `json:"content"`
-		Embeds          []DiscordEmbed            `json:"embeds"`
-		AllowedMentions *struct{ Parse []string } `json:"allowed_mentions"`
+		Content         string         `json:"content"`
+		Embeds          []DiscordEmbed `json:"embeds"`
+		AllowedMentions *struct {
+			Parse []string `json:"parse"`
+			Users []string `json:"users"`
+			Roles []string `json:"roles"`
+		} `json:"allowed_mentions"`
 	}
 	if json.Unmarshal(body, &in) != nil {
 		discordError(w, 50109, "The request body contains invalid JSON.")
@@ -146,7 +155,22 @@ func (f *Discord) serve(w http.ResponseWriter, r *http.Request) {
 		discordError(w, 50006, "Cannot send an empty message")
 		return
 	}
-	if problems := discordCheck(in.Content, in.Embeds); len(problems) > 0 {
+	problems := discordCheck(in.Content, in.Embeds)
+	if am := in.AllowedMentions; am != nil {
+		// Discord refuses a type both parsed and listed, and lists over 100.
+		for _, k := range []struct {
+			name string
+			ids  []string
+		}{{"users", am.Users}, {"roles", am.Roles}} {
+			if len(k.ids) > 0 && slices.Contains(am.Parse, k.name) {
+				problems["allowed_mentions"] = "parse:[\"" + k.name + "\"] and " + k.name + ": [ids] are mutually exclusive."
+			}
+			if len(k.ids) > 100 {
+				problems["allowed_mentions."+k.name] = "Must be 100 or fewer in length."
+			}
+		}
+	}
+	if len(problems) > 0 {
 		discordAnswer(w, 400, map[string]any{"message": "Invalid Form Body", "code": 50035, "errors": problems})
 		return
 	}
@@ -161,6 +185,7 @@ func (f *Discord) serve(w http.ResponseWriter, r *http.Request) {
 	msg := DiscordMessage{Content: in.Content, Embeds: in.Embeds, Wait: r.URL.Query().Get("wait") == "true", Body: body}
 	if in.AllowedMentions != nil {
 		msg.AllowedMentions = append([]string{}, in.AllowedMentions.Parse...)
+		msg.AllowedUsers, msg.AllowedRoles = in.AllowedMentions.Users, in.AllowedMentions.Roles
 	}
 	f.record(msg)
 	if msg.Wait {
@@ -210,6 +235,9 @@ func discordCheck(content string, embeds []DiscordEmbed) map[string]string {
 		if runes(e.Title) > 256 {
 			problems[p+"title"] = "Must be 256 or fewer in length."
 		}
+		if runes(e.Description) > 4096 {
+			problems[p+"description"] = "Must be 4096 or fewer in length."
+		}
 		if e.Color < 0 || e.Color > 0xFFFFFF {
 			problems[p+"color"] = "Int value should be less than or equal to 16777215."
 		}
@@ -221,7 +249,7 @@ func discordCheck(content string, embeds []DiscordEmbed) map[string]string {
 		if len(e.Fields) > 25 {
 			problems[p+"fields"] = "Must be 25 or fewer in length."
 		}
-		total += runes(e.Title)
+		total += runes(e.Title) + runes(e.Description)
 		for j, fd := range e.Fields {
 			q := fmt.Sprintf("%sfields.%d.", p, j)
 			if n := runes(fd.Name); n == 0 || n > 256 {

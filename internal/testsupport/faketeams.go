@@ -39,9 +39,15 @@ type TeamsMessage struct {
 	Title      string // the first TextBlock
 	TitleColor string
 	Facts      []TeamsFact
-	Actions    []TeamsAction
-	Body       []byte
+	// Texts are the TextBlocks after the title.
+	Texts    []string
+	Mentions []TeamsMention // msteams.entities
+	Actions  []TeamsAction
+	Body     []byte
 }
+
+// TeamsMention is a mention entity: Text (<at>…</at>) notifies ID.
+type TeamsMention struct{ Text, ID, Name string }
 
 // TeamsFact is one row of a FactSet.
 type TeamsFact struct{ Title, Value string }
@@ -146,7 +152,15 @@ func (f *Teams) serve(w http.ResponseWriter, r *http.Request) {
 		Type    string `json:"type"`
 		Version string `json:"version"`
 		MSTeams struct {
-			Width string `json:"width"`
+			Width    string `json:"width"`
+			Entities []struct {
+				Type      string `json:"type"`
+				Text      string `json:"text"`
+				Mentioned struct {
+					ID   string `json:"id"`
+					Name string `json:"name"`
+				} `json:"mentioned"`
+			} `json:"entities"`
 		} `json:"msteams"`
 		Body []struct {
 			Type  string      `json:"type"`
@@ -182,9 +196,24 @@ func (f *Teams) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		case e.Type == "TextBlock" && i == 0:
 			msg.Title, msg.TitleColor = e.Text, e.Color
+		case e.Type == "TextBlock":
+			msg.Texts = append(msg.Texts, e.Text)
 		case e.Type == "FactSet":
 			msg.Facts = append(msg.Facts, e.Facts...)
 		}
+	}
+	// Teams fails a card whose mention entity is not written, as is, in
+	// its text, or names nobody.
+	for _, m := range card.MSTeams.Entities {
+		written := false
+		for _, e := range card.Body {
+			written = written || (e.Type == "TextBlock" && strings.Contains(e.Text, m.Text))
+		}
+		if m.Type != "mention" || m.Mentioned.ID == "" || !strings.HasPrefix(m.Text, "<at>") || !written {
+			drop("a mention entity that is not in the card's text")
+			return
+		}
+		msg.Mentions = append(msg.Mentions, TeamsMention{Text: m.Text, ID: m.Mentioned.ID, Name: m.Mentioned.Name})
 	}
 	for _, a := range card.Actions {
 		if a.Type == "Action.OpenUrl" && !strings.HasPrefix(a.URL, "https://") && !strings.HasPrefix(a.URL, "http://") {

@@ -31,6 +31,9 @@ type Deps struct {
 	Version string
 	// Now is the clock; signatures use it.
 	Now func() time.Time
+	// People finds recipients by role (task_creator, plan_manager) at
+	// send time; nil means none can be found.
+	People People
 }
 
 // Kind is one channel type. Kinds are stateless and registered once.
@@ -58,6 +61,13 @@ type Sender interface {
 	// RateLimits names the bucket this sender shares with others pointing at
 	// the same robot, and the platform's limits for it. Empty key: no limit.
 	RateLimits() (key string, limits []Limit)
+}
+
+// Previewer is implemented by senders that can show the request a Send
+// of ev would make, as history would record it (secrets masked), without
+// sending anything or fetching tokens.
+type Previewer interface {
+	Preview(ctx context.Context, ev *event.Envelope) (Request, error)
 }
 
 // RetryPolicy is implemented by senders whose config sets its own retries

@@ -68,20 +68,7 @@ func Do(ctx context.Context, client *http.Client, req HTTPRequest) (Attempt, []b
 	if method == "" {
 		method = http.MethodPost
 	}
-	logURL := req.LogURL
-	if logURL == "" {
-		logURL = MaskURL(req.URL)
-	}
-	logBody := req.LogBody
-	if logBody == nil {
-		logBody = req.Body
-	}
-	att := Attempt{Request: Request{
-		Method:  method,
-		URL:     Redact(logURL, req.Secrets),
-		Headers: MaskHeaders(req.Headers, req.Secrets),
-		Body:    Redact(string(logBody), req.Secrets),
-	}}
+	att := Attempt{Request: Record(req)}
 	fail := func(e *Error) (Attempt, []byte, error) {
 		redactErr(e, req.Secrets)
 		return att, nil, e
@@ -129,6 +116,29 @@ func Do(ctx context.Context, client *http.Client, req HTTPRequest) (Attempt, []b
 	e := statusError(req.Channel, att.Request.URL, resp, att.Response)
 	redactErr(e, req.Secrets)
 	return att, respBody, e
+}
+
+// Record is req as history records it: URL, headers and body with
+// secrets masked. Previews show it without sending.
+func Record(req HTTPRequest) Request {
+	method := req.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	logURL := req.LogURL
+	if logURL == "" {
+		logURL = MaskURL(req.URL)
+	}
+	logBody := req.LogBody
+	if logBody == nil {
+		logBody = req.Body
+	}
+	return Request{
+		Method:  method,
+		URL:     Redact(logURL, req.Secrets),
+		Headers: MaskHeaders(req.Headers, req.Secrets),
+		Body:    Redact(string(logBody), req.Secrets),
+	}
 }
 
 // redactErr cuts secrets out of an error's text; an error that holds none

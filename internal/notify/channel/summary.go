@@ -30,6 +30,12 @@ type Summary struct {
 	Fields []Field
 	// URL links to the event's page in Herald; may be empty.
 	URL string
+	// Body, when BodySet, replaces Fields: a body template rendered for
+	// the channel (Look.Summarize), in the channel's markup with the
+	// event's values escaped. It may be empty: the template printed
+	// nothing for this event.
+	Body    string
+	BodySet bool
 }
 
 // Summary colours.

@@ -73,6 +73,7 @@ type config struct {
 	secret        string // as configured, "whsec_…"
 	key           []byte // the HMAC key: base64-decoded part after whsec_
 	token         string
+	look          channel.Look
 }
 
 func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
@@ -89,6 +90,7 @@ func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
 		retryInterval: seconds(r, "retry_interval", DefaultRetryInterval, time.Second, MaxRetryInterval),
 		secret:        r.String("secret"),
 		token:         r.String("token"),
+		look:          r.Look(),
 	}
 	if u := r.URL("url", true, deps); u != nil {
 		c.url = u.String()
@@ -280,36 +282,81 @@ func (s *sender) RateLimits() (string, []channel.Limit) { return "", nil }
 // Retries implements channel.RetryPolicy.
 func (s *sender) Retries() (int, time.Duration) { return s.cfg.retryCount, s.cfg.retryInterval }
 
-func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
-	body, err := Body(ev)
+// request is the request for ev, signed when the config has a secret.
+func (s *sender) request(ev *event.Envelope) (channel.HTTPRequest, error) {
+	body, err := s.body(ev)
 	if err != nil {
-		return channel.Attempt{Request: channel.Request{Method: s.cfg.method, URL: channel.MaskURL(s.cfg.url)}},
-			channel.Permanent("custom: cannot encode event %s: %v", ev.ID, err)
+		return channel.HTTPRequest{}, channel.Permanent("custom: cannot encode event %s: %v", ev.ID, err)
 	}
 	headers := s.headers(ev, body)
 	secrets := []string{s.cfg.token, s.cfg.secret, strings.TrimPrefix(s.cfg.secret, "whsec_")}
 	if sig := headers[HeaderWebhookSignature]; sig != "" {
 		secrets = append(secrets, strings.TrimPrefix(sig, "v1,"))
 	}
-
-	// The per-attempt timeout is the config's; a shorter deadline from the
-	// worker still wins.
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout)
-	defer cancel()
-	att, _, err := channel.Do(ctx, s.deps.HTTP, channel.HTTPRequest{
+	return channel.HTTPRequest{
 		Channel: "custom",
 		Method:  s.cfg.method,
 		URL:     s.cfg.url,
 		Headers: headers,
 		Body:    body,
 		Secrets: secrets,
-	})
+	}, nil
+}
+
+// Preview implements channel.Previewer.
+func (s *sender) Preview(_ context.Context, ev *event.Envelope) (channel.Request, error) {
+	req, err := s.request(ev)
+	if err != nil {
+		return channel.Request{}, err
+	}
+	rec := channel.Record(req)
+	if _, ok := rec.Headers[HeaderWebhookSignature]; ok {
+		rec.Headers[HeaderWebhookSignature] = channel.Masked
+	}
+	return rec, nil
+}
+
+func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
+	req, err := s.request(ev)
+	if err != nil {
+		return channel.Attempt{Request: channel.Request{Method: s.cfg.method, URL: channel.MaskURL(s.cfg.url)}}, err
+	}
+	// The per-attempt timeout is the config's; a shorter deadline from the
+	// worker still wins.
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout)
+	defer cancel()
+	att, _, err := channel.Do(ctx, s.deps.HTTP, req)
 	// MaskHeaders hides X-Herald-Token by name; the signature is a
 	// credential too (it proves this body came from the secret's holder).
 	if _, ok := att.Request.Headers[HeaderWebhookSignature]; ok {
 		att.Request.Headers[HeaderWebhookSignature] = channel.Masked
 	}
 	return att, err
+}
+
+// Message is the "message" a custom callback's body carries when the
+// configuration has a title or body template: the rendered title, and the
+// rendered body (or the default message as "Label: Value" lines).
+type Message struct {
+	Title string `json:"title"`
+	Body  string `json:"body"`
+}
+
+// body is the standard message, with "message" added only when a template
+// is set: without one the body is exactly the standard message.
+func (s *sender) body(ev *event.Envelope) ([]byte, error) {
+	if !s.cfg.look.Templated() {
+		return Body(ev)
+	}
+	sum := s.cfg.look.Summarize(ev, nil)
+	msg := Message{Title: sum.Title, Body: sum.Text()}
+	if sum.BodySet {
+		msg.Body = sum.Body
+	}
+	return encode(struct {
+		*event.Envelope
+		Message Message `json:"message"`
+	}{ev, msg})
 }
 
 // headers are the request's headers: the user's first, then Herald's own,
@@ -343,11 +390,13 @@ func (s *sender) headers(ev *event.Envelope, body []byte) map[string]string {
 // Body is the standard message as sent: the envelope's JSON, with "<",
 // ">" and "&" kept readable (receivers parse JSON; nobody embeds it in
 // HTML).
-func Body(ev *event.Envelope) ([]byte, error) {
+func Body(ev *event.Envelope) ([]byte, error) { return encode(ev) }
+
+func encode(v any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(ev); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
 	return bytes.TrimRight(b.Bytes(), "\n"), nil

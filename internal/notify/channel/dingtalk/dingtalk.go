@@ -36,7 +36,7 @@ type config struct {
 	atMobiles   []string
 	atUserIDs   []string
 	atAll       bool
-	lang        string
+	look        channel.Look
 }
 
 func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
@@ -46,7 +46,7 @@ func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
 		atMobiles:  r.Strings("at_mobiles", maxMentions),
 		atUserIDs:  r.Strings("at_user_ids", maxMentions),
 		atAll:      r.Bool("at_all"),
-		lang:       r.Lang(),
+		look:       r.Look(),
 	}
 	if u := r.URL("webhook_url", true, deps); u != nil {
 		// Without its access_token the URL names no robot; better to say
@@ -76,20 +76,33 @@ func (s *sender) RateLimits() (string, []channel.Limit) {
 	return channel.RateKey("dingtalk", s.cfg.accessToken), []channel.Limit{{Count: 20, Per: time.Minute}}
 }
 
-func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
-	msg := Render(channel.Summarize(ev, s.cfg.lang), s.cfg.lang, s.cfg.atMobiles, s.cfg.atUserIDs, s.cfg.atAll)
+// request is the robot request for ev, signed in the URL when the robot
+// has a secret.
+func (s *sender) request(ev *event.Envelope) channel.HTTPRequest {
+	// DingTalk's markdown has no escapes; names cannot mention anyone
+	// either, since only at.atMobiles and at.atUserIds notify.
+	msg := Render(s.cfg.look.Summarize(ev, nil), s.cfg.look.Lang, s.cfg.atMobiles, s.cfg.atUserIDs, s.cfg.atAll)
 	target := s.cfg.webhookURL
 	if s.cfg.signSecret != "" {
 		ms := channel.NowFunc(s.deps)().UnixMilli()
 		target += "&timestamp=" + strconv.FormatInt(ms, 10) + "&sign=" + url.QueryEscape(Sign(ms, s.cfg.signSecret))
 	}
-	att, respBody, err := channel.Do(ctx, s.deps.HTTP, channel.HTTPRequest{
+	return channel.HTTPRequest{
 		Channel: "dingtalk",
 		URL:     target, // MaskURL hides access_token and sign
 		Headers: map[string]string{"User-Agent": channel.UserAgent(s.deps)},
 		Body:    msg.fit(),
 		Secrets: []string{s.cfg.signSecret, s.cfg.accessToken},
-	})
+	}
+}
+
+// Preview implements channel.Previewer.
+func (s *sender) Preview(_ context.Context, ev *event.Envelope) (channel.Request, error) {
+	return channel.Record(s.request(ev)), nil
+}
+
+func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
+	att, respBody, err := channel.Do(ctx, s.deps.HTTP, s.request(ev))
 	if err != nil {
 		return att, err
 	}

@@ -68,6 +68,9 @@ func Render(sum channel.Summary, lang string, atMobiles, atUserIDs []string, atA
 		fields:   strings.Join(lines, "\n\n"),
 		tail:     strings.Join(tail, "\n\n"),
 	}
+	if sum.BodySet {
+		m.fields = sum.Body
+	}
 	m.Markdown.Text = m.text(m.fields)
 	return m
 }

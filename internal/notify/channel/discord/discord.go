@@ -25,15 +25,34 @@ type config struct {
 	webhookURL string
 	logURL     string // token masked
 	id, token  string
-	lang       string
+	look       channel.Look
+	// atUserIDs, atRoleIDs and atEveryone are who every message pings;
+	// allowed_mentions lets exactly those notify.
+	atUserIDs, atRoleIDs []string
+	atEveryone           bool
 }
+
+// maxMentions is Discord's limit of users, and of roles, in
+// allowed_mentions.
+const maxMentions = 100
+
+// snowflake is a Discord id.
+var snowflake = regexp.MustCompile(`^[0-9]{15,21}$`)
 
 // hookPath is /api[/vN]/webhooks/{id}/{token}.
 var hookPath = regexp.MustCompile(`^(/api(?:/v[0-9]+)?/webhooks/)([0-9]+)/([A-Za-z0-9_.-]+)/?$`)
 
 func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
 	r := channel.ReadConfig(raw)
-	c := config{lang: r.Lang()}
+	c := config{look: r.Look(), atUserIDs: r.Strings("at_user_ids", maxMentions), atRoleIDs: r.Strings("at_role_ids", maxMentions),
+		atEveryone: r.Bool("at_everyone")}
+	for field, ids := range map[string][]string{"at_user_ids": c.atUserIDs, "at_role_ids": c.atRoleIDs} {
+		for i, id := range ids {
+			if !snowflake.MatchString(id) {
+				r.Errs.Add(fmt.Sprintf("%s[%d]", field, i), "must be a Discord id, digits only (Developer Mode: right-click → Copy ID)")
+			}
+		}
+	}
 	if u := r.URL("webhook_url", true, deps); u != nil {
 		m := hookPath.FindStringSubmatch(u.Path)
 		switch {
@@ -66,16 +85,26 @@ func (s *sender) RateLimits() (string, []channel.Limit) {
 	}
 }
 
-func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
-	msg := Render(channel.Summarize(ev, s.cfg.lang), s.cfg.lang, ev.Timestamp)
-	att, body, err := channel.Do(ctx, s.deps.HTTP, channel.HTTPRequest{
+func (s *sender) request(ev *event.Envelope) channel.HTTPRequest {
+	msg := Render(s.cfg.look.Summarize(ev, Escape), s.cfg.look.Lang, ev.Timestamp)
+	msg.Mention(s.cfg.atUserIDs, s.cfg.atRoleIDs, s.cfg.atEveryone)
+	return channel.HTTPRequest{
 		Channel: "discord",
 		URL:     s.cfg.webhookURL,
 		LogURL:  s.cfg.logURL,
 		Headers: map[string]string{"User-Agent": channel.UserAgent(s.deps)},
 		Body:    channel.MarshalJSON(msg),
 		Secrets: []string{s.cfg.token},
-	})
+	}
+}
+
+// Preview implements channel.Previewer.
+func (s *sender) Preview(_ context.Context, ev *event.Envelope) (channel.Request, error) {
+	return channel.Record(s.request(ev)), nil
+}
+
+func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
+	att, body, err := channel.Do(ctx, s.deps.HTTP, s.request(ev))
 	if err != nil {
 		return att, classify(att, body, err, s.cfg.token)
 	}

@@ -11,10 +11,11 @@ import (
 // Embed limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits),
 // in characters.
 const (
-	MaxTitle      = 256
-	MaxFieldName  = 256
-	MaxFieldValue = 1024
-	MaxFields     = 25
+	MaxTitle       = 256
+	MaxDescription = 4096
+	MaxFieldName   = 256
+	MaxFieldValue  = 1024
+	MaxFields      = 25
 	// MaxEmbedTotal bounds the title, field names and values together.
 	MaxEmbedTotal = 6000
 	// inlineUpTo is the longest value shown in a column; longer ones
@@ -24,24 +25,50 @@ const (
 
 // Message is the body of an execute-webhook request.
 type Message struct {
-	Embeds []Embed `json:"embeds"`
-	// AllowedMentions is always empty: nothing in a release message may
-	// ping @everyone, a role or a user, whatever a project is called.
+	// Content holds the configured mentions, if any.
+	Content string  `json:"content,omitempty"`
+	Embeds  []Embed `json:"embeds"`
+	// AllowedMentions lets only the configured mentions notify: nothing
+	// else in a release message may ping @everyone, a role or a user,
+	// whatever a project is called.
 	AllowedMentions AllowedMentions `json:"allowed_mentions"`
 }
 
 // AllowedMentions says which mentions in the message may notify.
 type AllowedMentions struct {
 	Parse []string `json:"parse"`
+	Users []string `json:"users,omitempty"`
+	Roles []string `json:"roles,omitempty"`
+}
+
+// Mention pings users (<@id>), roles (<@&id>) and, when everyone is set,
+// @everyone, in the message's content, and allows exactly those.
+func (m *Message) Mention(userIDs, roleIDs []string, everyone bool) {
+	var at []string
+	for _, id := range userIDs {
+		at = append(at, "<@"+id+">")
+	}
+	for _, id := range roleIDs {
+		at = append(at, "<@&"+id+">")
+	}
+	if everyone {
+		at = append(at, "@everyone")
+		m.AllowedMentions.Parse = append(m.AllowedMentions.Parse, "everyone")
+	}
+	m.Content = strings.Join(at, " ")
+	m.AllowedMentions.Users = userIDs
+	m.AllowedMentions.Roles = roleIDs
 }
 
 // Embed is the rich card of the message.
 type Embed struct {
-	Title     string  `json:"title"`
-	URL       string  `json:"url,omitempty"`
-	Color     int     `json:"color"`
-	Fields    []Field `json:"fields,omitempty"`
-	Timestamp string  `json:"timestamp,omitempty"`
+	Title string `json:"title"`
+	// Description holds a body template's text.
+	Description string  `json:"description,omitempty"`
+	URL         string  `json:"url,omitempty"`
+	Color       int     `json:"color"`
+	Fields      []Field `json:"fields,omitempty"`
+	Timestamp   string  `json:"timestamp,omitempty"`
 }
 
 // Field is one "name: value" of an embed.
@@ -71,6 +98,11 @@ func Render(sum channel.Summary, lang string, at time.Time) Message {
 	e := Embed{Title: truncateRunes(Escape(sum.Title), MaxTitle), URL: sum.URL, Color: color}
 	if !at.IsZero() {
 		e.Timestamp = at.UTC().Format(time.RFC3339)
+	}
+	if sum.BodySet {
+		// A body template's text is Discord markdown, its values escaped.
+		e.Description = truncateRunes(sum.Body, min(MaxDescription, MaxEmbedTotal-utf8.RuneCountInString(e.Title)))
+		return Message{Embeds: []Embed{e}, AllowedMentions: AllowedMentions{Parse: []string{}}}
 	}
 	fields := sum.Fields
 	if len(fields) > MaxFields {

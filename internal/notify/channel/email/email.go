@@ -38,16 +38,20 @@ type config struct {
 	password string
 	from     *mail.Address
 	to       []*mail.Address
-	tls      string
-	lang     string
+	// recipients are roles (task_creator, plan_manager) whose users'
+	// addresses are added to to when an event is sent.
+	recipients []string
+	tls        string
+	look       channel.Look
 }
 
 func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
 	r := channel.ReadConfig(raw)
 	c := config{
-		username: r.String("username"),
-		password: r.String("password"),
-		lang:     r.Lang(),
+		username:   r.String("username"),
+		password:   r.String("password"),
+		recipients: r.Recipients("recipients"),
+		look:       r.Look(),
 	}
 
 	c.tls = strings.ToLower(r.String("tls"))
@@ -103,8 +107,8 @@ func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
 	}
 
 	to := r.Strings("to", maxRecipients)
-	if len(to) == 0 && !hasErr(r.Errs, "to") {
-		r.Errs.Add("to", "needs at least one address")
+	if len(to) == 0 && len(c.recipients) == 0 && !hasErr(r.Errs, "to") && !hasErr(r.Errs, "recipients") {
+		r.Errs.Add("to", "needs at least one address (or recipients: task_creator, plan_manager)")
 	}
 	for i, s := range to {
 		a, err := parseAddress(s)

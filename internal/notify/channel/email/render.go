@@ -40,6 +40,9 @@ var page = template.Must(template.New("email").Parse(`<!DOCTYPE html>
 <p style="margin:8px 0 0"><span style="display:inline-block;padding:2px 10px;border-radius:10px;background:{{.Color}};color:#ffffff;font-size:12px;line-height:18px">{{.Status}}</span></p>
 {{- end}}
 </td></tr>
+{{- if .BodySet}}
+<tr><td style="padding:12px 24px;font-size:14px;line-height:20px;white-space:pre-wrap;word-break:break-word">{{.Body}}</td></tr>
+{{- else}}
 <tr><td style="padding:12px 24px">
 <table role="presentation" width="100%" cellpadding="0" cellspacing="0" style="border-collapse:collapse;font-size:14px;line-height:20px">
 {{- range .Fields}}
@@ -47,6 +50,7 @@ var page = template.Must(template.New("email").Parse(`<!DOCTYPE html>
 {{- end}}
 </table>
 </td></tr>
+{{- end}}
 {{- if .URL}}
 <tr><td style="padding:8px 24px 20px"><a href="{{.URL}}" style="display:inline-block;padding:9px 20px;border-radius:4px;background:{{.Color}};color:#ffffff;font-size:14px;text-decoration:none">{{.Button}}</a></td></tr>
 {{- end}}
@@ -87,7 +91,14 @@ func renderText(sum channel.Summary, l string) string {
 	var b strings.Builder
 	b.WriteString(sum.Title)
 	b.WriteString("\n\n")
+	if sum.BodySet {
+		b.WriteString(sum.Body)
+		b.WriteString("\n")
+	}
 	for _, f := range sum.Fields {
+		if sum.BodySet {
+			break
+		}
 		b.WriteString(f.Label)
 		b.WriteString(": ")
 		b.WriteString(f.Value)

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/mail"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,25 +31,51 @@ import (
 // delivery worker.
 const SendTimeout = 30 * time.Second
 
-func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
-	sum := channel.Summarize(ev, s.cfg.lang)
-	text := renderText(sum, s.cfg.lang)
+// to is who gets ev: the fixed addresses and the users of recipients
+// (task_creator, plan_manager), each address once.
+func (s *sender) to(ctx context.Context, ev *event.Envelope) ([]*mail.Address, error) {
+	to := slices.Clone(s.cfg.to)
+	people, err := channel.ResolveRecipients(ctx, s.deps, "email", ev, s.cfg.recipients)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range people {
+		a, err := parseAddress(p.Email)
+		if err != nil {
+			return nil, channel.Permanent("email: recipients: the email of user %s is not a mail address Herald can send to: fix it under Users", p.ID)
+		}
+		a.Name = p.Name
+		if !slices.ContainsFunc(to, func(b *mail.Address) bool { return strings.EqualFold(b.Address, a.Address) }) {
+			to = append(to, a)
+		}
+	}
+	if len(to) == 0 {
+		return nil, channel.NoRecipients("email", ev, s.cfg.recipients)
+	}
+	return to, nil
+}
+
+// compose builds the message for ev and what history records of it.
+func (s *sender) compose(ev *event.Envelope, to []*mail.Address) (*gomail.Msg, channel.Request) {
+	lang := s.cfg.look.Lang
+	sum := s.cfg.look.Summarize(ev, nil)
+	text := renderText(sum, lang)
 	msgID := messageID(ev.ID, s.cfg.from.Address)
-	att := channel.Attempt{Request: channel.Request{
+	rec := channel.Request{
 		Method: "SMTP",
 		URL:    "smtp://" + s.addr(),
 		Headers: map[string]string{
 			"From":       formatAddr(s.cfg.from),
-			"To":         joinAddrs(s.cfg),
+			"To":         joinAddrs(to),
 			"Subject":    sum.Title,
 			"Message-ID": "<" + msgID + ">",
 		},
 		Body: text,
-	}}
+	}
 
 	m := gomail.NewMsg()
 	m.FromMailAddress(s.cfg.from)
-	m.ToMailAddress(s.cfg.to...)
+	m.ToMailAddress(to...)
 	m.Subject(sum.Title)
 	// Derived from the event id: a retry that reaches a mailbox twice (the
 	// first attempt was delivered but its answer lost) is recognisable,
@@ -65,11 +92,31 @@ func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt,
 		m.SetGenHeader("X-Herald-Project", ev.Project.ID)
 	}
 	m.SetBodyString(gomail.TypeTextPlain, text)
-	m.AddAlternativeString(gomail.TypeTextHTML, renderHTML(sum, s.cfg.lang))
+	m.AddAlternativeString(gomail.TypeTextHTML, renderHTML(sum, lang))
+	return m, rec
+}
+
+// Preview implements channel.Previewer: the envelope and the text part.
+func (s *sender) Preview(ctx context.Context, ev *event.Envelope) (channel.Request, error) {
+	to, err := s.to(ctx, ev)
+	if err != nil {
+		return channel.Request{Method: "SMTP", URL: "smtp://" + s.addr()}, err
+	}
+	_, rec := s.compose(ev, to)
+	return rec, nil
+}
+
+func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
+	to, err := s.to(ctx, ev)
+	if err != nil {
+		return channel.Attempt{Request: channel.Request{Method: "SMTP", URL: "smtp://" + s.addr()}}, err
+	}
+	m, rec := s.compose(ev, to)
+	att := channel.Attempt{Request: rec}
 
 	ctx, cancel := context.WithTimeout(ctx, SendTimeout)
 	defer cancel()
-	err := s.deliver(ctx, m)
+	err = s.deliver(ctx, m)
 	if err != nil {
 		ce := s.classify(ctx, err)
 		if code, ok := smtpCode(err); ok {
@@ -183,9 +230,9 @@ func dialer(c *http.Client) func(ctx context.Context, network, addr string) (net
 
 func (s *sender) addr() string { return net.JoinHostPort(s.cfg.host, strconv.Itoa(s.cfg.port)) }
 
-func joinAddrs(c config) string {
-	parts := make([]string, len(c.to))
-	for i, a := range c.to {
+func joinAddrs(to []*mail.Address) string {
+	parts := make([]string, len(to))
+	for i, a := range to {
 		parts[i] = formatAddr(a)
 	}
 	return strings.Join(parts, ", ")

@@ -74,7 +74,12 @@ var templates = map[string]string{
 func Render(sum channel.Summary, lang string, atUserIDs []string, atAll bool) Message {
 	lines := make([]string, len(sum.Fields))
 	for i, f := range sum.Fields {
-		lines[i] = "**" + escape(f.Label) + "**: " + escape(f.Value)
+		lines[i] = "**" + Escape(f.Label) + "**: " + Escape(f.Value)
+	}
+	fields := strings.Join(lines, "\n")
+	if sum.BodySet {
+		// A body template's text is lark_md, its values escaped.
+		fields = sum.Body
 	}
 	var at []string
 	for _, id := range atUserIDs {
@@ -96,7 +101,7 @@ func Render(sum channel.Summary, lang string, atUserIDs []string, atAll bool) Me
 				{Tag: "div", Text: &Text{Tag: "lark_md"}},
 			},
 		},
-		fields:   strings.Join(lines, "\n"),
+		fields:   fields,
 		mentions: strings.Join(at, " "),
 	}
 	m.Card.Elements[0].Text.Content = joinText(m.fields, m.mentions)
@@ -131,6 +136,6 @@ func joinText(fields, mentions string) string {
 	return fields + "\n" + mentions
 }
 
-// escape keeps names from Herald's users from being read as lark_md tags:
+// Escape keeps names from Herald's users from being read as lark_md tags:
 // a project called `<at id=all></at>` must not notify everyone.
-var escape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace
+var Escape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace

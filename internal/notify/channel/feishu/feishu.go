@@ -33,7 +33,7 @@ type config struct {
 	signSecret string
 	atUserIDs  []string
 	atAll      bool
-	lang       string
+	look       channel.Look
 }
 
 func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
@@ -42,7 +42,7 @@ func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
 		signSecret: r.String("sign_secret"),
 		atUserIDs:  r.Strings("at_user_ids", maxMentions),
 		atAll:      r.Bool("at_all"),
-		lang:       r.Lang(),
+		look:       r.Look(),
 	}
 	if u := r.URL("webhook_url", true, deps); u != nil {
 		c.webhookURL = u.String()
@@ -70,8 +70,11 @@ func (s *sender) RateLimits() (string, []channel.Limit) {
 	}
 }
 
-func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
-	msg := Render(channel.Summarize(ev, s.cfg.lang), s.cfg.lang, s.cfg.atUserIDs, s.cfg.atAll)
+// request is the robot request for ev, signed when the robot has a
+// secret.
+func (s *sender) request(ev *event.Envelope) channel.HTTPRequest {
+	lang := s.cfg.look.Lang
+	msg := Render(s.cfg.look.Summarize(ev, Escape), lang, s.cfg.atUserIDs, s.cfg.atAll)
 	if s.cfg.signSecret != "" {
 		ts := channel.NowFunc(s.deps)().Unix()
 		msg.Timestamp = strconv.FormatInt(ts, 10)
@@ -83,14 +86,23 @@ func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt,
 		// A signature is a credential for an hour; history shows it masked.
 		logMsg.Sign = channel.Masked
 	}
-	att, respBody, err := channel.Do(ctx, s.deps.HTTP, channel.HTTPRequest{
+	return channel.HTTPRequest{
 		Channel: "feishu",
 		URL:     s.cfg.webhookURL,
 		Headers: map[string]string{"User-Agent": channel.UserAgent(s.deps)},
 		Body:    body,
 		LogBody: channel.MarshalJSON(logMsg),
 		Secrets: []string{s.cfg.signSecret, hookID(s.cfg.webhookURL)},
-	})
+	}
+}
+
+// Preview implements channel.Previewer.
+func (s *sender) Preview(_ context.Context, ev *event.Envelope) (channel.Request, error) {
+	return channel.Record(s.request(ev)), nil
+}
+
+func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
+	att, respBody, err := channel.Do(ctx, s.deps.HTTP, s.request(ev))
 	var rep reply
 	parsed := json.Unmarshal(respBody, &rep) == nil && rep.code() != nil
 	if err != nil {

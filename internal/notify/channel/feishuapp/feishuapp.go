@@ -59,7 +59,10 @@ type config struct {
 	appSecret     string
 	receiveIDType string
 	receiveIDs    []string
-	lang          string
+	// recipients are roles (task_creator, plan_manager) whose users get
+	// the message too, by email (receive_id_type email).
+	recipients []string
+	look       channel.Look
 }
 
 func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
@@ -69,7 +72,8 @@ func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
 		appSecret:     r.String("app_secret"),
 		receiveIDType: r.String("receive_id_type"),
 		receiveIDs:    r.Strings("receive_ids", MaxReceivers),
-		lang:          r.Lang(),
+		recipients:    r.Recipients("recipients"),
+		look:          r.Look(),
 	}
 	if c.appID == "" && !r.Has("app_id") {
 		r.Errs.Add("app_id", "is required: the app's App ID (cli_…), from its Credentials page")
@@ -94,8 +98,8 @@ func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
 			}
 		}
 	}
-	if len(c.receiveIDs) == 0 && !hasError(r, "receive_ids") {
-		r.Errs.Add("receive_ids", "give at least one chat or person to send to")
+	if len(c.receiveIDs) == 0 && len(c.recipients) == 0 && !hasError(r, "receive_ids") && !hasError(r, "recipients") {
+		r.Errs.Add("receive_ids", "give at least one chat or person to send to (or recipients: task_creator, plan_manager)")
 	}
 	c.apiBase = DefaultAPIBase
 	if r.Has("api_base_url") {
@@ -126,7 +130,7 @@ type sender struct {
 // an app 50 calls a second and 1000 a minute to the messages API; a send
 // is one call per receiver.
 func (s *sender) RateLimits() (string, []channel.Limit) {
-	n := len(s.cfg.receiveIDs)
+	n := max(1, len(s.cfg.receiveIDs)+len(s.cfg.recipients))
 	return channel.RateKey("feishu_app", s.cfg.apiBase, s.cfg.appID, s.cfg.receiveIDType, strings.Join(s.cfg.receiveIDs, "\x00")),
 		[]channel.Limit{
 			{Count: min(5, max(1, 50/n)), Per: time.Second},
@@ -146,14 +150,70 @@ type Request struct {
 	UUID string `json:"uuid,omitempty"`
 }
 
+// receiver is one chat or person a message goes to; label names it in
+// errors ("receive_ids[1]", "recipients: plan_manager").
+type receiver struct{ idType, id, label string }
+
+// receivers are the fixed receive_ids and the users of recipients, by
+// email.
+func (s *sender) receivers(ctx context.Context, ev *event.Envelope) ([]receiver, error) {
+	var out []receiver
+	for i, id := range s.cfg.receiveIDs {
+		out = append(out, receiver{s.cfg.receiveIDType, id, "receive_ids[" + strconv.Itoa(i) + "]"})
+	}
+	people, err := channel.ResolveRecipients(ctx, s.deps, "feishu_app", ev, s.cfg.recipients)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range people {
+		if !slices.ContainsFunc(out, func(r receiver) bool { return r.idType == "email" && strings.EqualFold(r.id, p.Email) }) {
+			out = append(out, receiver{"email", p.Email, "the recipient"})
+		}
+	}
+	if len(out) == 0 {
+		return nil, channel.NoRecipients("feishu_app", ev, s.cfg.recipients)
+	}
+	return out, nil
+}
+
+func (s *sender) card(ev *event.Envelope) feishu.Card {
+	return feishu.Render(s.cfg.look.Summarize(ev, feishu.Escape), s.cfg.look.Lang, nil, false).Card
+}
+
+func (s *sender) url(idType string) string {
+	return s.cfg.apiBase + "/open-apis/im/v1/messages?receive_id_type=" + url.QueryEscape(idType)
+}
+
+// Preview implements channel.Previewer: the request to the first
+// receiver, with the tenant_access_token (fetched at send time) masked.
+func (s *sender) Preview(ctx context.Context, ev *event.Envelope) (channel.Request, error) {
+	rs, err := s.receivers(ctx, ev)
+	if err != nil {
+		return channel.Request{Method: "POST", URL: s.url(s.cfg.receiveIDType)}, err
+	}
+	return channel.Record(channel.HTTPRequest{
+		Channel: "feishu_app",
+		URL:     s.url(rs[0].idType),
+		Headers: map[string]string{
+			"User-Agent":    channel.UserAgent(s.deps),
+			"Authorization": "Bearer " + channel.Masked,
+			"Content-Type":  "application/json; charset=utf-8",
+		},
+		Body: s.body(s.card(ev), ev.ID, rs[0]),
+	}), nil
+}
+
 func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
-	card := feishu.Render(channel.Summarize(ev, s.cfg.lang), s.cfg.lang, nil, false).Card
+	rs, err := s.receivers(ctx, ev)
+	if err != nil {
+		return channel.Attempt{Request: channel.Request{Method: "POST", URL: s.url(s.cfg.receiveIDType)}}, err
+	}
+	card := s.card(ev)
 	entry := tokens.entry(s.cacheKey())
 	now := channel.NowFunc(s.deps)
 	var att channel.Attempt
-	for i, id := range s.cfg.receiveIDs {
-		var err error
-		att, err = s.sendOne(ctx, entry, now, s.body(card, ev.ID, id), i, id)
+	for _, r := range rs {
+		att, err = s.sendOne(ctx, entry, now, s.body(card, ev.ID, r), r)
 		if err != nil {
 			return att, err
 		}
@@ -163,8 +223,8 @@ func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt,
 
 // body encodes the request for one receiver within MaxBody, shortening the
 // card's fields when needed.
-func (s *sender) body(card feishu.Card, eventID, receiveID string) []byte {
-	req := Request{ReceiveID: receiveID, MsgType: "interactive", UUID: s.uuid(eventID, receiveID)}
+func (s *sender) body(card feishu.Card, eventID string, r receiver) []byte {
+	req := Request{ReceiveID: r.id, MsgType: "interactive", UUID: s.uuid(eventID, r.idType, r.id)}
 	text := ""
 	if len(card.Elements) > 0 && card.Elements[0].Text != nil {
 		text = card.Elements[0].Text.Content
@@ -182,17 +242,17 @@ func (s *sender) body(card feishu.Card, eventID, receiveID string) []byte {
 
 // uuid is stable for one event and receiver, so that every retry of the
 // event carries it; Feishu allows at most 50 characters.
-func (s *sender) uuid(eventID, receiveID string) string {
+func (s *sender) uuid(eventID, idType, receiveID string) string {
 	if eventID == "" {
 		return ""
 	}
-	sum := sha256.Sum256([]byte(s.cfg.appID + "\x00" + eventID + "\x00" + s.cfg.receiveIDType + "\x00" + receiveID))
+	sum := sha256.Sum256([]byte(s.cfg.appID + "\x00" + eventID + "\x00" + idType + "\x00" + receiveID))
 	return hex.EncodeToString(sum[:16])
 }
 
 // sendOne sends to one receiver; a token Feishu calls invalid is replaced
 // and the message sent once more.
-func (s *sender) sendOne(ctx context.Context, entry *tokenEntry, now func() time.Time, body []byte, i int, receiveID string) (channel.Attempt, error) {
+func (s *sender) sendOne(ctx context.Context, entry *tokenEntry, now func() time.Time, body []byte, r receiver) (channel.Attempt, error) {
 	stale := ""
 	for try := 0; ; try++ {
 		tok, att, err := entry.get(ctx, now, stale, s.fetchToken)
@@ -202,7 +262,7 @@ func (s *sender) sendOne(ctx context.Context, entry *tokenEntry, now func() time
 		client, headers := tapHeaders(s.deps.HTTP)
 		att, respBody, err := channel.Do(ctx, client, channel.HTTPRequest{
 			Channel: "feishu_app",
-			URL:     s.cfg.apiBase + "/open-apis/im/v1/messages?receive_id_type=" + url.QueryEscape(s.cfg.receiveIDType),
+			URL:     s.url(r.idType),
 			Headers: map[string]string{
 				"User-Agent":    channel.UserAgent(s.deps),
 				"Authorization": "Bearer " + tok,
@@ -228,7 +288,7 @@ func (s *sender) sendOne(ctx context.Context, entry *tokenEntry, now func() time
 			stale = tok
 			continue
 		}
-		return att, sendCodeError(rep.Code, channel.Redact(rep.Msg, []string{tok, s.cfg.appSecret}), i, receiveID, headers())
+		return att, sendCodeError(rep.Code, channel.Redact(rep.Msg, []string{tok, s.cfg.appSecret}), r, headers())
 	}
 }
 
@@ -335,7 +395,7 @@ func tokenCodeError(code int, msg string, h http.Header) error {
 	return commonCodeError(code, msg, h)
 }
 
-func sendCodeError(code int, msg string, i int, receiveID string, h http.Header) error {
+func sendCodeError(code int, msg string, r receiver, h http.Header) error {
 	var hint string
 	switch code {
 	case codeTokenMissing, codeTokenInvalid, codeTokenInvalid2:
@@ -343,15 +403,15 @@ func sendCodeError(code int, msg string, i int, receiveID string, h http.Header)
 		// be rotating it; later may work.
 		return channel.PlatformError("feishu_app", code, msg, "the tenant_access_token was refused twice; will retry", true, 0)
 	case codeChatLimited:
-		return channel.PlatformError("feishu_app", code, msg, fmt.Sprintf("over 5 messages a second to receive_ids[%d]; will retry", i), true, chatLimitedRetryAfter)
+		return channel.PlatformError("feishu_app", code, msg, fmt.Sprintf("over 5 messages a second to %s; will retry", r.label), true, chatLimitedRetryAfter)
 	case codeBotNotInChat:
-		hint = fmt.Sprintf("add the app's bot to the chat receive_ids[%d] (%s)", i, receiveID)
+		hint = fmt.Sprintf("add the app's bot to the chat %s (%s)", r.label, r.id)
 	case codeNoAvailability:
-		hint = fmt.Sprintf("receive_ids[%d] (%s) is outside the app's availability: widen it in the developer console and publish a version", i, receiveID)
+		hint = fmt.Sprintf("%s (%s) is outside the app's availability: widen it in the developer console and publish a version", r.label, r.id)
 	case codeBotDisabled:
 		hint = "enable the app's bot ability in the developer console and publish a version"
 	case codeInvalidParam:
-		hint = fmt.Sprintf("check receive_ids[%d] (%s) and receive_id_type", i, receiveID)
+		hint = fmt.Sprintf("check %s (%s) and receive_id_type", r.label, r.id)
 	case codeNoPermission:
 		hint = "grant the app the im:message:send_as_bot permission and publish a version"
 	case codeSensitiveContent, codeContentTooLong:

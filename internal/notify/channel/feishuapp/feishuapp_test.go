@@ -423,7 +423,7 @@ func TestValidate(t *testing.T) {
 		{"missing", `{}`, validate.Errors{
 			{Field: "app_id", Message: "is required: the app's App ID (cli_…), from its Credentials page"},
 			{Field: "app_secret", Message: "is required: the app's App Secret, from its Credentials page"},
-			{Field: "receive_ids", Message: "give at least one chat or person to send to"},
+			{Field: "receive_ids", Message: "give at least one chat or person to send to (or recipients: task_creator, plan_manager)"},
 		}},
 		{"bad type", `{` + app + `,"receive_id_type":"department_id","receive_ids":["od_1"]}`, validate.Errors{
 			{Field: "receive_id_type", Message: "must be one of chat_id, open_id, user_id, union_id, email"},
@@ -435,7 +435,7 @@ func TestValidate(t *testing.T) {
 		{"not an email", `{` + app + `,"receive_id_type":"email","receive_ids":["ops"]}`, validate.Errors{
 			{Field: "receive_ids[0]", Message: "must be an email address, as receive_id_type says"},
 		}},
-		{"empty list", `{` + app + `,"receive_ids":[]}`, validate.Errors{{Field: "receive_ids", Message: "give at least one chat or person to send to"}}},
+		{"empty list", `{` + app + `,"receive_ids":[]}`, validate.Errors{{Field: "receive_ids", Message: "give at least one chat or person to send to (or recipients: task_creator, plan_manager)"}}},
 		{"too many", `{` + app + `,"receive_ids":[` + strings.Repeat(`"oc_1",`, 50) + `"oc_1"]}`, validate.Errors{{Field: "receive_ids", Message: "at most 50 entries"}}},
 		{"egress", `{` + app + `,"receive_ids":["oc_1"],"api_base_url":"http://10.0.0.1"}`, validate.Errors{{Field: "api_base_url", Message: "egress refused: 10.0.0.1 is not allowed"}}},
 		{"unknown", `{` + app + `,"receive_ids":["oc_1"],"webhook_url":"https://x"}`, validate.Errors{{Field: "webhook_url", Message: "unknown field"}}},

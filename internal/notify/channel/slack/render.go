@@ -16,6 +16,10 @@ const (
 	MaxFieldText = 2000
 	// MaxSectionFields is how many fields a section block may have.
 	MaxSectionFields = 10
+	// MaxSectionText is the limit of a section's text.
+	MaxSectionText = 3000
+	// maxBodySections bounds the sections a body template's text takes.
+	maxBodySections = 10
 	// MaxFallback bounds the notification text; Slack truncates "text" at
 	// 40,000 characters, but a notification shows a line or two.
 	MaxFallback = 3000
@@ -66,7 +70,20 @@ func Render(sum channel.Summary, lang string) Message {
 	}}}
 
 	var section *Block
+	if sum.BodySet {
+		// A body template's text is mrkdwn, its values escaped; long ones
+		// take several sections.
+		for i, part := range splitRunes(sum.Body, MaxSectionText, maxBodySections) {
+			if i == maxBodySections-1 {
+				part = truncateRunes(part, MaxSectionText)
+			}
+			m.Blocks = append(m.Blocks, Block{Type: "section", Text: &Text{Type: "mrkdwn", Text: part}})
+		}
+	}
 	for _, f := range sum.Fields {
+		if sum.BodySet {
+			break
+		}
 		if section == nil || len(section.Fields) == MaxSectionFields {
 			m.Blocks = append(m.Blocks, Block{Type: "section"})
 			section = &m.Blocks[len(m.Blocks)-1]
@@ -86,7 +103,13 @@ func Render(sum channel.Summary, lang string) Message {
 	}
 
 	lines := []string{Escape(sum.Title)}
+	if sum.BodySet {
+		lines = append(lines, sum.Body)
+	}
 	for _, f := range sum.Fields {
+		if sum.BodySet {
+			break
+		}
 		lines = append(lines, Escape(f.Label)+": "+Escape(f.Value))
 	}
 	m.Text = truncateRunes(strings.Join(lines, "\n"), MaxFallback)
@@ -107,4 +130,45 @@ func truncateRunes(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:max(0, n-1)]) + "…"
+}
+
+// Mention ends the message with the mentions, as a section of its own and
+// in the notification text (which is what makes Slack notify): <@U…> for
+// members, <!here> and <!channel> for everyone.
+func (m *Message) Mention(userIDs []string, here, channel bool) {
+	var at []string
+	for _, id := range userIDs {
+		at = append(at, "<@"+id+">")
+	}
+	if here {
+		at = append(at, "<!here>")
+	}
+	if channel {
+		at = append(at, "<!channel>")
+	}
+	if len(at) == 0 {
+		return
+	}
+	line := strings.Join(at, " ")
+	m.Blocks = append(m.Blocks, Block{Type: "section", Text: &Text{Type: "mrkdwn", Text: line}})
+	m.Text = truncateRunes(m.Text, MaxFallback-utf8.RuneCountInString(line)-1) + "\n" + line
+}
+
+// splitRunes cuts s into at most n parts of at most size characters,
+// preferring line ends; the last part holds the rest.
+func splitRunes(s string, size, n int) []string {
+	var out []string
+	r := []rune(s)
+	for len(r) > size && len(out) < n-1 {
+		cut := size
+		for i := size; i > size/2; i-- {
+			if r[i-1] == '\n' {
+				cut = i
+				break
+			}
+		}
+		out = append(out, strings.TrimRight(string(r[:cut]), "\n"))
+		r = r[cut:]
+	}
+	return append(out, string(r))
 }

@@ -31,8 +31,19 @@ type config struct {
 	// and bot ids stay, so history still tells webhooks apart.
 	logURL string
 	token  string
-	lang   string
+	look   channel.Look
+	// atUserIDs, atHere and atChannel are the mentions every message
+	// ends with: <@U…>, <!here>, <!channel>.
+	atUserIDs         []string
+	atHere, atChannel bool
 }
+
+// maxMentions keeps the mention line well inside a section's 3,000
+// characters.
+const maxMentions = 50
+
+// userID is a Slack member id: U… (or W… in Enterprise Grid).
+var userID = regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`)
 
 // hookPath is /services/{team}/{bot}/{token}: Slack's incoming webhooks.
 // Workflow Builder webhooks (/triggers/…) take another body and are not
@@ -41,7 +52,12 @@ var hookPath = regexp.MustCompile(`^/services/([A-Z0-9]+)/([A-Z0-9]+)/([A-Za-z0-
 
 func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
 	r := channel.ReadConfig(raw)
-	c := config{lang: r.Lang()}
+	c := config{look: r.Look(), atUserIDs: r.Strings("at_user_ids", maxMentions), atHere: r.Bool("at_here"), atChannel: r.Bool("at_channel")}
+	for i, id := range c.atUserIDs {
+		if !userID.MatchString(id) {
+			r.Errs.Add(fmt.Sprintf("at_user_ids[%d]", i), "must be a Slack member ID (U… or W…, from the member's profile: ⋮ → Copy member ID), not a name")
+		}
+	}
 	if u := r.URL("webhook_url", true, deps); u != nil {
 		m := hookPath.FindStringSubmatch(u.Path)
 		switch {
@@ -68,16 +84,26 @@ func (s *sender) RateLimits() (string, []channel.Limit) {
 	return channel.RateKey("slack", s.cfg.token), []channel.Limit{{Count: 1, Per: time.Second}}
 }
 
-func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
-	msg := Render(channel.Summarize(ev, s.cfg.lang), s.cfg.lang)
-	att, body, err := channel.Do(ctx, s.deps.HTTP, channel.HTTPRequest{
+func (s *sender) request(ev *event.Envelope) channel.HTTPRequest {
+	msg := Render(s.cfg.look.Summarize(ev, Escape), s.cfg.look.Lang)
+	msg.Mention(s.cfg.atUserIDs, s.cfg.atHere, s.cfg.atChannel)
+	return channel.HTTPRequest{
 		Channel: "slack",
 		URL:     s.cfg.webhookURL,
 		LogURL:  s.cfg.logURL,
 		Headers: map[string]string{"User-Agent": channel.UserAgent(s.deps)},
 		Body:    channel.MarshalJSON(msg),
 		Secrets: []string{s.cfg.token},
-	})
+	}
+}
+
+// Preview implements channel.Previewer.
+func (s *sender) Preview(_ context.Context, ev *event.Envelope) (channel.Request, error) {
+	return channel.Record(s.request(ev)), nil
+}
+
+func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
+	att, body, err := channel.Do(ctx, s.deps.HTTP, s.request(ev))
 	if err != nil {
 		return att, classify(att, body, err)
 	}

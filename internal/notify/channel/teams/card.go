@@ -20,9 +20,10 @@ type Message struct {
 	Type        string       `json:"type"`
 	Attachments []Attachment `json:"attachments"`
 
-	// sum and lang let fit render again with shorter values.
-	sum  channel.Summary
-	lang string
+	// sum, lang and mentions let fit render again with shorter values.
+	sum      channel.Summary
+	lang     string
+	mentions []string
 }
 
 // Attachment wraps the card.
@@ -41,9 +42,25 @@ type Card struct {
 	Actions []Action  `json:"actions,omitempty"`
 }
 
-// MSTeams lets the card use the channel's full width.
+// MSTeams lets the card use the channel's full width, and says whom its
+// <at>…</at> texts mention.
 type MSTeams struct {
-	Width string `json:"width"`
+	Width    string    `json:"width"`
+	Entities []Mention `json:"entities,omitempty"`
+}
+
+// Mention is an Adaptive Card mention entity: Text must appear as is in
+// one of the card's TextBlocks.
+type Mention struct {
+	Type      string    `json:"type"`
+	Text      string    `json:"text"`
+	Mentioned Mentioned `json:"mentioned"`
+}
+
+// Mentioned is the person a mention notifies.
+type Mentioned struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 // Element is a TextBlock or a FactSet.
@@ -82,10 +99,20 @@ var colors = map[string]string{
 // Render builds the card: the title in the event's colour, a FactSet with
 // the fields, and an "open" button to the event's page.
 func Render(sum channel.Summary, lang string) Message {
-	return build(sum, lang, sum.Fields)
+	return build(sum, lang, sum.Fields, sum.Body, nil)
 }
 
-func build(sum channel.Summary, lang string, fields []channel.Field) Message {
+// Mention makes the card mention people by user principal name or
+// Microsoft Entra object id: a TextBlock of <at>…</at> and their
+// mention entities.
+func (m *Message) Mention(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	*m = build(m.sum, m.lang, m.sum.Fields, m.sum.Body, ids)
+}
+
+func build(sum channel.Summary, lang string, fields []channel.Field, body string, mentions []string) Message {
 	color := colors[sum.Color]
 	if color == "" {
 		color = "Default"
@@ -99,7 +126,11 @@ func build(sum channel.Summary, lang string, fields []channel.Field) Message {
 			Type: "TextBlock", Text: Escape(sum.Title), Weight: "Bolder", Size: "Medium", Color: color, Wrap: true,
 		}},
 	}
-	if len(fields) > 0 {
+	if sum.BodySet {
+		// A body template's text is the TextBlock markdown Teams knows,
+		// its values escaped.
+		card.Body = append(card.Body, Element{Type: "TextBlock", Text: body, Wrap: true})
+	} else if len(fields) > 0 {
 		facts := make([]Fact, len(fields))
 		for i, f := range fields {
 			facts[i] = Fact{Title: Escape(f.Label), Value: Escape(f.Value)}
@@ -113,21 +144,34 @@ func build(sum channel.Summary, lang string, fields []channel.Field) Message {
 		}
 		card.Actions = []Action{{Type: "Action.OpenUrl", Title: label, URL: sum.URL}}
 	}
+	if len(mentions) > 0 {
+		at := make([]string, len(mentions))
+		for i, id := range mentions {
+			at[i] = "<at>" + id + "</at>"
+			card.MSTeams.Entities = append(card.MSTeams.Entities, Mention{Type: "mention", Text: at[i], Mentioned: Mentioned{ID: id, Name: id}})
+		}
+		card.Body = append(card.Body, Element{Type: "TextBlock", Text: strings.Join(at, " "), Wrap: true})
+	}
 	m := Message{Type: "message", Attachments: []Attachment{{
 		ContentType: "application/vnd.microsoft.card.adaptive",
 		Content:     card,
 	}}}
-	m.sum, m.lang = sum, lang
+	m.sum, m.lang, m.mentions = sum, lang, mentions
 	return m
 }
 
 // fit encodes the message within MaxBody, shortening the longest values
 // first so that every field keeps its row.
 func (m Message) fit() []byte {
+	if m.sum.BodySet {
+		return channel.Fit(m.sum.Body, MaxBody, func(body string) []byte {
+			return channel.MarshalJSON(build(m.sum, m.lang, nil, body, m.mentions))
+		})
+	}
 	fields := shorten(m.sum.Fields, func(f []channel.Field) bool {
-		return len(channel.MarshalJSON(build(m.sum, m.lang, f))) <= MaxBody
+		return len(channel.MarshalJSON(build(m.sum, m.lang, f, "", m.mentions))) <= MaxBody
 	})
-	return channel.MarshalJSON(build(m.sum, m.lang, fields))
+	return channel.MarshalJSON(build(m.sum, m.lang, fields, "", m.mentions))
 }
 
 // Escape keeps names from Herald's users literal in the card's markdown:

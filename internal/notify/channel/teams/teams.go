@@ -28,12 +28,23 @@ type config struct {
 	webhookURL string
 	logURL     string // sig masked
 	sig        string
-	lang       string
+	look       channel.Look
+	// atUserIDs are the people every card mentions: their user principal
+	// name (usually the work email) or Microsoft Entra object id.
+	atUserIDs []string
 }
+
+// maxMentions bounds a card's mention entities.
+const maxMentions = 20
 
 func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
 	r := channel.ReadConfig(raw)
-	c := config{lang: r.Lang()}
+	c := config{look: r.Look(), atUserIDs: r.Strings("at_user_ids", maxMentions)}
+	for i, id := range c.atUserIDs {
+		if strings.ContainsAny(id, "<>\" \t") {
+			r.Errs.Add(fmt.Sprintf("at_user_ids[%d]", i), "must be a user principal name (alice@contoso.com) or a Microsoft Entra object id, without spaces or brackets")
+		}
+	}
 	if u := r.URL("webhook_url", true, deps); u != nil {
 		host := strings.ToLower(u.Hostname())
 		switch {
@@ -76,16 +87,26 @@ func (s *sender) RateLimits() (string, []channel.Limit) {
 	return channel.RateKey("teams", s.cfg.webhookURL), []channel.Limit{{Count: 100, Per: time.Minute}}
 }
 
-func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
-	msg := Render(channel.Summarize(ev, s.cfg.lang), s.cfg.lang)
-	att, body, err := channel.Do(ctx, s.deps.HTTP, channel.HTTPRequest{
+func (s *sender) request(ev *event.Envelope) channel.HTTPRequest {
+	msg := Render(s.cfg.look.Summarize(ev, Escape), s.cfg.look.Lang)
+	msg.Mention(s.cfg.atUserIDs)
+	return channel.HTTPRequest{
 		Channel: "teams",
 		URL:     s.cfg.webhookURL,
 		LogURL:  s.cfg.logURL,
 		Headers: map[string]string{"User-Agent": channel.UserAgent(s.deps)},
 		Body:    msg.fit(),
 		Secrets: []string{s.cfg.sig},
-	})
+	}
+}
+
+// Preview implements channel.Previewer.
+func (s *sender) Preview(_ context.Context, ev *event.Envelope) (channel.Request, error) {
+	return channel.Record(s.request(ev)), nil
+}
+
+func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
+	att, body, err := channel.Do(ctx, s.deps.HTTP, s.request(ev))
 	if err != nil {
 		return att, classify(body, err, s.cfg.sig)
 	}

@@ -30,17 +30,24 @@ var escapeLinkURL = strings.NewReplacer(`\`, `\\`, ")", `\)`).Replace
 func Render(sum channel.Summary, lang string) string {
 	// The raw text is never shorter than the parsed one (markup and
 	// escapes only add), so fitting the raw text is safe.
+	if sum.BodySet {
+		body := fitString(sum.Body, func(b string) bool { return utf16Len(render(sum, lang, nil, b)) <= MaxText })
+		return render(sum, lang, nil, body)
+	}
 	fields := shorten(sum.Fields, func(f []channel.Field) bool {
-		return utf16Len(render(sum, lang, f)) <= MaxText
+		return utf16Len(render(sum, lang, f, "")) <= MaxText
 	})
-	return render(sum, lang, fields)
+	return render(sum, lang, fields, "")
 }
 
-func render(sum channel.Summary, lang string, fields []channel.Field) string {
+func render(sum channel.Summary, lang string, fields []channel.Field, body string) string {
 	var b strings.Builder
 	b.WriteString("*" + Escape(sum.Title) + "*\n")
-	if len(fields) > 0 {
+	if len(fields) > 0 || body != "" {
 		b.WriteString("\n")
+	}
+	if body != "" {
+		b.WriteString(Escape(body) + "\n")
 	}
 	for _, f := range fields {
 		b.WriteString("*" + Escape(f.Label) + ":* " + Escape(f.Value) + "\n")

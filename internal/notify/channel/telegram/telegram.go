@@ -34,7 +34,7 @@ type config struct {
 	token    string
 	chatID   string
 	threadID int64
-	lang     string
+	look     channel.Look
 }
 
 var (
@@ -50,7 +50,7 @@ func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
 	c := config{
 		token:  r.String("bot_token"),
 		chatID: r.String("chat_id"),
-		lang:   r.Lang(),
+		look:   r.Look(),
 	}
 	switch {
 	case c.token == "" && !r.Has("bot_token"):
@@ -130,22 +130,33 @@ type LinkPreviewOptions struct {
 	IsDisabled bool `json:"is_disabled"`
 }
 
-func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
+func (s *sender) request(ev *event.Envelope) channel.HTTPRequest {
+	// A body template's text is plain text here: MarkdownV2 would make
+	// users escape every "." and "-" of it. Mentions are @username in it.
 	msg := Message{
 		ChatID:             s.cfg.chatID,
 		MessageThreadID:    s.cfg.threadID,
-		Text:               Render(channel.Summarize(ev, s.cfg.lang), s.cfg.lang),
+		Text:               Render(s.cfg.look.Summarize(ev, nil), s.cfg.look.Lang),
 		ParseMode:          "MarkdownV2",
 		LinkPreviewOptions: LinkPreviewOptions{IsDisabled: true},
 	}
-	att, body, err := channel.Do(ctx, s.deps.HTTP, channel.HTTPRequest{
+	return channel.HTTPRequest{
 		Channel: "telegram",
 		URL:     s.cfg.apiBase + "/bot" + s.cfg.token + "/sendMessage",
 		LogURL:  s.cfg.apiBase + "/bot" + channel.Masked + "/sendMessage",
 		Headers: map[string]string{"User-Agent": channel.UserAgent(s.deps)},
 		Body:    channel.MarshalJSON(msg),
 		Secrets: []string{s.cfg.token},
-	})
+	}
+}
+
+// Preview implements channel.Previewer.
+func (s *sender) Preview(_ context.Context, ev *event.Envelope) (channel.Request, error) {
+	return channel.Record(s.request(ev)), nil
+}
+
+func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
+	att, body, err := channel.Do(ctx, s.deps.HTTP, s.request(ev))
 	var rep reply
 	parsed := json.Unmarshal(body, &rep) == nil && rep.OK != nil
 	if err != nil {

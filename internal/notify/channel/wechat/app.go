@@ -15,7 +15,7 @@ import (
 
 type appSender struct {
 	cfg  appConfig
-	lang string
+	look channel.Look
 	deps channel.Deps
 }
 
@@ -34,14 +34,28 @@ type AppMessage struct {
 	Markdown MarkdownBody `json:"markdown"`
 }
 
-func (s *appSender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
-	msg := AppMessage{
+func (s *appSender) body(ev *event.Envelope) []byte {
+	return channel.MarshalJSON(AppMessage{
 		ToUser:   s.cfg.toUser,
 		MsgType:  "markdown",
 		AgentID:  s.cfg.agentID,
-		Markdown: MarkdownBody{Content: RenderMarkdown(channel.Summarize(ev, s.lang), s.lang, nil, MaxAppMarkdown)},
-	}
-	body := channel.MarshalJSON(msg)
+		Markdown: MarkdownBody{Content: RenderMarkdown(s.look.Summarize(ev, neutralize), s.look.Lang, nil, MaxAppMarkdown)},
+	})
+}
+
+// Preview implements channel.Previewer: the message request, with the
+// access token (fetched at send time) shown masked.
+func (s *appSender) Preview(_ context.Context, ev *event.Envelope) (channel.Request, error) {
+	return channel.Record(channel.HTTPRequest{
+		Channel: "wechat",
+		URL:     s.cfg.apiBase + "/cgi-bin/message/send?access_token=" + channel.Masked,
+		Headers: map[string]string{"User-Agent": channel.UserAgent(s.deps)},
+		Body:    s.body(ev),
+	}), nil
+}
+
+func (s *appSender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
+	body := s.body(ev)
 	entry := tokens.entry(s.cacheKey())
 	now := channel.NowFunc(s.deps)
 

@@ -39,14 +39,18 @@ func RenderMarkdown(sum channel.Summary, lang string, mentions []string, limit i
 		tail = append(tail, at.String())
 	}
 	render := func(fields string) []byte {
-		parts := []string{"## " + sum.Title}
+		parts := []string{"## " + neutralize(sum.Title)}
 		if fields != "" {
 			parts = append(parts, fields)
 		}
 		parts = append(parts, tail...)
 		return []byte(strings.Join(parts, "\n\n"))
 	}
-	return string(channel.Fit(strings.Join(lines, "\n"), limit, render))
+	fields := strings.Join(lines, "\n")
+	if sum.BodySet {
+		fields = sum.Body
+	}
+	return string(channel.Fit(fields, limit, render))
 }
 
 // RenderText is the plain-text form of the same content, for the text
@@ -63,7 +67,13 @@ func RenderText(sum channel.Summary, lang string, limit int) string {
 	render := func(fields string) []byte {
 		return []byte(sum.Title + "\n" + fields + tail)
 	}
-	return string(channel.Fit(strings.Join(lines, "\n"), limit, render))
+	fields := strings.Join(lines, "\n")
+	if sum.BodySet {
+		// The body template's markdown shows as typed: only text messages
+		// mention by mobile number or everyone.
+		fields = sum.Body
+	}
+	return string(channel.Fit(fields, limit, render))
 }
 
 func linkLabel(lang string) string {

@@ -12,7 +12,7 @@ import (
 
 type robotSender struct {
 	cfg  robotConfig
-	lang string
+	look channel.Look
 	deps channel.Deps
 }
 
@@ -61,15 +61,24 @@ func RenderRobot(sum channel.Summary, lang string, mentionedList, mentionedMobil
 	}}
 }
 
-func (s *robotSender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
-	msg := RenderRobot(channel.Summarize(ev, s.lang), s.lang, s.cfg.mentionedList, s.cfg.mentionedMobileList)
-	att, respBody, err := channel.Do(ctx, s.deps.HTTP, channel.HTTPRequest{
+func (s *robotSender) request(ev *event.Envelope) channel.HTTPRequest {
+	msg := RenderRobot(s.look.Summarize(ev, neutralize), s.look.Lang, s.cfg.mentionedList, s.cfg.mentionedMobileList)
+	return channel.HTTPRequest{
 		Channel: "wechat",
 		URL:     s.cfg.webhookURL, // MaskURL hides the key
 		Headers: map[string]string{"User-Agent": channel.UserAgent(s.deps)},
 		Body:    channel.MarshalJSON(msg),
 		Secrets: []string{s.cfg.key},
-	})
+	}
+}
+
+// Preview implements channel.Previewer.
+func (s *robotSender) Preview(_ context.Context, ev *event.Envelope) (channel.Request, error) {
+	return channel.Record(s.request(ev)), nil
+}
+
+func (s *robotSender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
+	att, respBody, err := channel.Do(ctx, s.deps.HTTP, s.request(ev))
 	if err != nil {
 		return att, err
 	}

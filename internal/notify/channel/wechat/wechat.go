@@ -30,15 +30,15 @@ const maxMentions = 100
 // group robot.
 func newSender(c config, deps channel.Deps) channel.Sender {
 	if c.app != nil {
-		return &appSender{cfg: *c.app, lang: c.lang, deps: deps}
+		return &appSender{cfg: *c.app, look: c.look, deps: deps}
 	}
-	return &robotSender{cfg: *c.robot, lang: c.lang, deps: deps}
+	return &robotSender{cfg: *c.robot, look: c.look, deps: deps}
 }
 
 type config struct {
 	robot *robotConfig
 	app   *appConfig
-	lang  string
+	look  channel.Look
 }
 
 type robotConfig struct {
@@ -63,7 +63,7 @@ var (
 
 func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
 	r := channel.ReadConfig(raw)
-	c := config{lang: r.Lang()}
+	c := config{look: r.Look()}
 	isApp := false
 	for _, f := range appFields {
 		isApp = isApp || r.Has(f)
