@@ -29,16 +29,13 @@ import (
 // Errors are {"code","msg"} with HTTP 400 (429 for 99991400), as Feishu
 // answers them.
 type FeishuApp struct {
-	robotFake[FeishuAppMessage]
+	// Its tokens map each issued token to its expiry; zero once revoked.
+	appFake[FeishuAppMessage, time.Time]
 	appID, secret string
 	chatID        string
 	openID        string
 
 	// robotFake.mu guards the rest.
-	tokens      map[string]time.Time // issued token → expiry; zero once revoked
-	current     string
-	tokenCalls  int
-	tokenScript []robotFailure
 	receivers   map[string]int // type + ":" + id → 0 ok, or the refusal code
 	uuids       map[string]time.Time
 	perReceiver map[string][]time.Time
@@ -71,12 +68,11 @@ const (
 func NewFeishuApp(t testing.TB) *FeishuApp {
 	t.Helper()
 	f := &FeishuApp{
-		robotFake:   newRobotFake[FeishuAppMessage]("feishu app", feishuAppAnswer),
+		appFake:     newAppFake[FeishuAppMessage, time.Time]("feishu app", feishuAppAnswer),
 		appID:       "cli_" + randomHex(8),
 		secret:      randomHex(16),
 		chatID:      "oc_" + randomHex(16),
 		openID:      "ou_" + randomHex(16),
-		tokens:      map[string]time.Time{},
 		receivers:   map[string]int{},
 		uuids:       map[string]time.Time{},
 		perReceiver: map[string][]time.Time{},
@@ -107,44 +103,10 @@ func (f *FeishuApp) AddReceiver(idType, id string, refusal int) {
 	f.receivers[idType+":"+id] = refusal
 }
 
-// TokenRequests counts tenant_access_token calls.
-func (f *FeishuApp) TokenRequests() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.tokenCalls
-}
-
-// AccessTokens lists every token issued, for leak checks.
-func (f *FeishuApp) AccessTokens() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]string, 0, len(f.tokens))
-	for t := range f.tokens {
-		out = append(out, t)
-	}
-	return out
-}
-
 // RevokeTokens invalidates every token issued so far (as resetting the
 // app secret does): sends with them answer 99991663, and the next token
 // call issues a new one.
-func (f *FeishuApp) RevokeTokens() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for t := range f.tokens {
-		f.tokens[t] = time.Time{}
-	}
-	f.current = ""
-}
-
-// FailNextToken makes the next n token calls answer code.
-func (f *FeishuApp) FailNextToken(n, code int, msg string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for range n {
-		f.tokenScript = append(f.tokenScript, robotFailure{code: code, msg: msg})
-	}
-}
+func (f *FeishuApp) RevokeTokens() { f.revokeTokens() }
 
 func (f *FeishuApp) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
@@ -165,8 +127,7 @@ func (f *FeishuApp) serveToken(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.tokenCalls++
-	if f.scripted(w, &f.tokenScript) {
+	if f.beginToken(w) {
 		return
 	}
 	now := f.now()

@@ -20,17 +20,13 @@ import (
 //
 // Like the real one it answers HTTP 200 with {"errcode","errmsg"}.
 type WeCom struct {
-	robotFake[WeComMessage]
+	// The application's access tokens: its tokens map each issued token
+	// to true, false once expired.
+	appFake[WeComMessage, bool]
 	key     string
 	corpID  string
 	secret  string
 	agentID int64
-
-	// The application's access tokens; robotFake.mu guards them.
-	tokenScript []robotFailure
-	tokens      map[string]bool // issued tokens; false once expired
-	current     string          // what gettoken answers while valid
-	tokenCalls  int
 }
 
 // WeComMessage is one message the fake accepted, decoded.
@@ -58,12 +54,11 @@ const (
 func NewWeCom(t testing.TB) *WeCom {
 	t.Helper()
 	f := &WeCom{
-		robotFake: newRobotFake[WeComMessage]("wecom", wecomAnswer),
-		key:       randomHex(18),
-		corpID:    "ww" + randomHex(18)[:16],
-		secret:    randomHex(18),
-		agentID:   1000002,
-		tokens:    map[string]bool{},
+		appFake: newAppFake[WeComMessage, bool]("wecom", wecomAnswer),
+		key:     randomHex(18),
+		corpID:  "ww" + randomHex(18)[:16],
+		secret:  randomHex(18),
+		agentID: 1000002,
 	}
 	f.start(t, f.serve)
 	return f
@@ -84,43 +79,9 @@ func (f *WeCom) Secret() string { return f.secret }
 // AgentID is the application's agent_id.
 func (f *WeCom) AgentID() int64 { return f.agentID }
 
-// AccessTokens lists every token gettoken issued, for leak checks.
-func (f *WeCom) AccessTokens() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]string, 0, len(f.tokens))
-	for t := range f.tokens {
-		out = append(out, t)
-	}
-	return out
-}
-
-// TokenRequests counts gettoken calls.
-func (f *WeCom) TokenRequests() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.tokenCalls
-}
-
 // ExpireToken expires every token issued so far: sends with them answer
 // 42001, and the next gettoken issues a new one.
-func (f *WeCom) ExpireToken() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for t := range f.tokens {
-		f.tokens[t] = false
-	}
-	f.current = ""
-}
-
-// FailNextToken makes the next n gettoken calls answer errcode code.
-func (f *WeCom) FailNextToken(n, code int, msg string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for range n {
-		f.tokenScript = append(f.tokenScript, robotFailure{code: code, msg: msg})
-	}
-}
+func (f *WeCom) ExpireToken() { f.revokeTokens() }
 
 func (f *WeCom) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
@@ -201,8 +162,7 @@ func (f *WeCom) serveToken(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.tokenCalls++
-	if f.scripted(w, &f.tokenScript) {
+	if f.beginToken(w) {
 		return
 	}
 	if q.Get("corpid") != f.corpID {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -464,6 +465,42 @@ func (r *ConfigReader) URL(name string, required bool, deps Deps) *url.URL {
 		}
 	}
 	return u
+}
+
+// APIBase reads the optional "api_base_url" field, which points an API
+// channel elsewhere than def (Lark instead of Feishu, a local Bot API
+// server, a test fake): the URL without trailing slashes, or def when the
+// field is absent or wrong.
+func (r *ConfigReader) APIBase(def string, deps Deps) string {
+	if !r.Has("api_base_url") {
+		r.Known("api_base_url")
+		return def
+	}
+	if u := r.URL("api_base_url", false, deps); u != nil {
+		return strings.TrimRight(u.String(), "/")
+	}
+	return def
+}
+
+// WebhookURL reads a required webhook URL that is itself the credential:
+// https only, with a path that path matches; what names the expected form
+// in the error ("a Slack incoming webhook, https://hooks.slack.com/…").
+// It returns the URL and path's submatches, or nils after adding an error.
+func (r *ConfigReader) WebhookURL(name, platform, what string, path *regexp.Regexp, deps Deps) (*url.URL, []string) {
+	u := r.URL(name, true, deps)
+	if u == nil {
+		return nil, nil
+	}
+	m := path.FindStringSubmatch(u.Path)
+	switch {
+	case u.Scheme != "https":
+		r.Errs.Add(name, "must be https: %s serves webhooks over https only, and the URL itself is the credential", platform)
+	case m == nil:
+		r.Errs.Add(name, "must be %s", what)
+	default:
+		return u, m
+	}
+	return nil, nil
 }
 
 // Lang reads the optional "lang" field ("zh" or "en") every IM channel

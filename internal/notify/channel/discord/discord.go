@@ -53,20 +53,12 @@ func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
 			}
 		}
 	}
-	if u := r.URL("webhook_url", true, deps); u != nil {
-		m := hookPath.FindStringSubmatch(u.Path)
-		switch {
-		case u.Scheme != "https":
-			r.Errs.Add("webhook_url", "must be https: Discord serves webhooks over https only, and the URL itself is the credential")
-		case m == nil:
-			r.Errs.Add("webhook_url", "must be a Discord webhook, https://discord.com/api/webhooks/{id}/{token}")
-		default:
-			c.webhookURL, c.id, c.token = u.String(), m[2], m[3]
-			masked := *u
-			masked.Path = m[1] + m[2] + "/" + channel.Masked
-			masked.RawPath = masked.Path
-			c.logURL = channel.MaskURL(masked.String())
-		}
+	if u, m := r.WebhookURL("webhook_url", "Discord", "a Discord webhook, https://discord.com/api/webhooks/{id}/{token}", hookPath, deps); u != nil {
+		c.webhookURL, c.id, c.token = u.String(), m[2], m[3]
+		masked := *u
+		masked.Path = m[1] + m[2] + "/" + channel.Masked
+		masked.RawPath = masked.Path
+		c.logURL = channel.MaskURL(masked.String())
 	}
 	return c, r.Done()
 }

@@ -112,11 +112,11 @@ func Render(sum channel.Summary, lang string, at time.Time) Message {
 	// longest values give way.
 	fields = append([]channel.Field(nil), fields...)
 	for i := range fields {
-		fields[i].Value = fitString(fields[i].Value, func(v string) bool {
+		fields[i].Value = channel.FitString(fields[i].Value, func(v string) bool {
 			return utf8.RuneCountInString(Escape(v)) <= MaxFieldValue
 		})
 	}
-	fields = shorten(fields, func(fs []channel.Field) bool {
+	fields = channel.Shorten(fields, func(fs []channel.Field) bool {
 		total := utf8.RuneCountInString(e.Title)
 		for _, f := range fs {
 			total += utf8.RuneCountInString(fieldName(f.Label)) + utf8.RuneCountInString(Escape(f.Value))

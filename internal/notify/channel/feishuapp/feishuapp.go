@@ -101,14 +101,7 @@ func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
 	if len(c.receiveIDs) == 0 && len(c.recipients) == 0 && !hasError(r, "receive_ids") && !hasError(r, "recipients") {
 		r.Errs.Add("receive_ids", "give at least one chat or person to send to (or recipients: task_creator, plan_manager)")
 	}
-	c.apiBase = DefaultAPIBase
-	if r.Has("api_base_url") {
-		if u := r.URL("api_base_url", false, deps); u != nil {
-			c.apiBase = strings.TrimRight(u.String(), "/")
-		}
-	} else {
-		r.Known("api_base_url")
-	}
+	c.apiBase = r.APIBase(DefaultAPIBase, deps)
 	return c, r.Done()
 }
 
@@ -209,11 +202,11 @@ func (s *sender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt,
 		return channel.Attempt{Request: channel.Request{Method: "POST", URL: s.url(s.cfg.receiveIDType)}}, err
 	}
 	card := s.card(ev)
-	entry := tokens.entry(s.cacheKey())
+	key := s.cacheKey()
 	now := channel.NowFunc(s.deps)
 	var att channel.Attempt
 	for _, r := range rs {
-		att, err = s.sendOne(ctx, entry, now, s.body(card, ev.ID, r), r)
+		att, err = s.sendOne(ctx, key, now, s.body(card, ev.ID, r), r)
 		if err != nil {
 			return att, err
 		}
@@ -252,10 +245,10 @@ func (s *sender) uuid(eventID, idType, receiveID string) string {
 
 // sendOne sends to one receiver; a token Feishu calls invalid is replaced
 // and the message sent once more.
-func (s *sender) sendOne(ctx context.Context, entry *tokenEntry, now func() time.Time, body []byte, r receiver) (channel.Attempt, error) {
+func (s *sender) sendOne(ctx context.Context, key string, now func() time.Time, body []byte, r receiver) (channel.Attempt, error) {
 	stale := ""
 	for try := 0; ; try++ {
-		tok, att, err := entry.get(ctx, now, stale, s.fetchToken)
+		tok, att, err := tokens.Get(ctx, key, now, stale, s.fetchToken)
 		if err != nil {
 			return att, err
 		}

@@ -89,7 +89,7 @@ func Render(sum channel.Summary, lang string) Message {
 			section = &m.Blocks[len(m.Blocks)-1]
 		}
 		label := "*" + Escape(f.Label) + "*\n"
-		value := fitString(f.Value, func(v string) bool {
+		value := channel.FitString(f.Value, func(v string) bool {
 			return utf8.RuneCountInString(label+Escape(v)) <= MaxFieldText
 		})
 		section.Fields = append(section.Fields, Text{Type: "mrkdwn", Text: label + Escape(value)})

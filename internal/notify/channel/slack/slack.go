@@ -58,17 +58,9 @@ func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
 			r.Errs.Add(fmt.Sprintf("at_user_ids[%d]", i), "must be a Slack member ID (U… or W…, from the member's profile: ⋮ → Copy member ID), not a name")
 		}
 	}
-	if u := r.URL("webhook_url", true, deps); u != nil {
-		m := hookPath.FindStringSubmatch(u.Path)
-		switch {
-		case u.Scheme != "https":
-			r.Errs.Add("webhook_url", "must be https: Slack serves webhooks over https only, and the URL itself is the credential")
-		case m == nil:
-			r.Errs.Add("webhook_url", "must be a Slack incoming webhook, https://hooks.slack.com/services/T…/B…/…")
-		default:
-			c.webhookURL, c.token = u.String(), m[3]
-			c.logURL = "https://" + u.Host + "/services/" + m[1] + "/" + m[2] + "/" + channel.Masked
-		}
+	if u, m := r.WebhookURL("webhook_url", "Slack", "a Slack incoming webhook, https://hooks.slack.com/services/T…/B…/…", hookPath, deps); u != nil {
+		c.webhookURL, c.token = u.String(), m[3]
+		c.logURL = "https://" + u.Host + "/services/" + m[1] + "/" + m[2] + "/" + channel.Masked
 	}
 	return c, r.Done()
 }

@@ -168,7 +168,7 @@ func (m Message) fit() []byte {
 			return channel.MarshalJSON(build(m.sum, m.lang, nil, body, m.mentions))
 		})
 	}
-	fields := shorten(m.sum.Fields, func(f []channel.Field) bool {
+	fields := channel.Shorten(m.sum.Fields, func(f []channel.Field) bool {
 		return len(channel.MarshalJSON(build(m.sum, m.lang, f, "", m.mentions))) <= MaxBody
 	})
 	return channel.MarshalJSON(build(m.sum, m.lang, fields, "", m.mentions))

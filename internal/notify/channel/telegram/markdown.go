@@ -31,10 +31,10 @@ func Render(sum channel.Summary, lang string) string {
 	// The raw text is never shorter than the parsed one (markup and
 	// escapes only add), so fitting the raw text is safe.
 	if sum.BodySet {
-		body := fitString(sum.Body, func(b string) bool { return utf16Len(render(sum, lang, nil, b)) <= MaxText })
+		body := channel.FitString(sum.Body, func(b string) bool { return utf16Len(render(sum, lang, nil, b)) <= MaxText })
 		return render(sum, lang, nil, body)
 	}
-	fields := shorten(sum.Fields, func(f []channel.Field) bool {
+	fields := channel.Shorten(sum.Fields, func(f []channel.Field) bool {
 		return utf16Len(render(sum, lang, f, "")) <= MaxText
 	})
 	return render(sum, lang, fields, "")

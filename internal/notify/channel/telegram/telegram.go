@@ -71,14 +71,7 @@ func parse(raw json.RawMessage, deps channel.Deps) (config, validate.Errors) {
 		}
 		c.threadID = n
 	}
-	c.apiBase = DefaultAPIBase
-	if r.Has("api_base_url") {
-		if u := r.URL("api_base_url", false, deps); u != nil {
-			c.apiBase = strings.TrimRight(u.String(), "/")
-		}
-	} else {
-		r.Known("api_base_url")
-	}
+	c.apiBase = r.APIBase(DefaultAPIBase, deps)
 	return c, r.Done()
 }
 

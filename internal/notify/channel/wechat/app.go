@@ -56,12 +56,12 @@ func (s *appSender) Preview(_ context.Context, ev *event.Envelope) (channel.Requ
 
 func (s *appSender) Send(ctx context.Context, ev *event.Envelope) (channel.Attempt, error) {
 	body := s.body(ev)
-	entry := tokens.entry(s.cacheKey())
+	key := s.cacheKey()
 	now := channel.NowFunc(s.deps)
 
 	stale := ""
 	for try := 0; ; try++ {
-		tok, att, err := entry.get(ctx, now, stale, s.fetchToken)
+		tok, att, err := tokens.Get(ctx, key, now, stale, s.fetchToken)
 		if err != nil {
 			return att, err
 		}

@@ -139,14 +139,7 @@ func parseApp(r *channel.ConfigReader, deps channel.Deps) *appConfig {
 	if c.toUser == "" {
 		c.toUser = "@all"
 	}
-	c.apiBase = DefaultAPIBase
-	if r.Has("api_base_url") {
-		if u := r.URL("api_base_url", false, deps); u != nil {
-			c.apiBase = strings.TrimRight(u.String(), "/")
-		}
-	} else {
-		r.Known("api_base_url")
-	}
+	c.apiBase = r.APIBase(DefaultAPIBase, deps)
 	return c
 }
 

@@ -1,12 +1,10 @@
-package teams
+package channel
 
-import "github.com/herald-release/herald/internal/notify/channel"
-
-// shorten cuts the longest field values, never the labels, until fits
+// Shorten cuts the longest field values, never the labels, until fits
 // accepts the fields; a value is cut as little as needed. Each platform
 // escapes differently, so the measure is the message as rendered.
-func shorten(fields []channel.Field, fits func([]channel.Field) bool) []channel.Field {
-	out := append([]channel.Field(nil), fields...)
+func Shorten(fields []Field, fits func([]Field) bool) []Field {
+	out := append([]Field(nil), fields...)
 	for !fits(out) {
 		i, longest := -1, 1
 		for j, f := range out {
@@ -17,8 +15,8 @@ func shorten(fields []channel.Field, fits func([]channel.Field) bool) []channel.
 		if i < 0 {
 			return out // nothing left to cut; the platform's refusal will say so
 		}
-		out[i].Value = fitString(out[i].Value, func(v string) bool {
-			trial := append([]channel.Field(nil), out...)
+		out[i].Value = FitString(out[i].Value, func(v string) bool {
+			trial := append([]Field(nil), out...)
 			trial[i].Value = v
 			return fits(trial)
 		})
@@ -26,9 +24,9 @@ func shorten(fields []channel.Field, fits func([]channel.Field) bool) []channel.
 	return out
 }
 
-// fitString returns s, or its longest prefix ending in "…" that fits ("…"
+// FitString returns s, or its longest prefix ending in "…" that fits ("…"
 // alone when none does).
-func fitString(s string, fits func(string) bool) string {
+func FitString(s string, fits func(string) bool) string {
 	if fits(s) {
 		return s
 	}
