@@ -17,6 +17,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -177,6 +179,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	ingest := time.Since(start)
 	res.IngestPerSec = float64(o.Events) / ingest.Seconds()
 	if o.Queued {
+		// What the publishing left behind is garbage, not the queue.
+		runtime.GC()
+		debug.FreeOSMemory()
 		res.QueuedRSSBytes = procStatus("VmRSS")
 		start = time.Now()
 		if err := a.StartWork(ctx); err != nil {
@@ -344,6 +349,9 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// rawClients matches Herald's delivery workers (notify.Options.Workers).
+const rawClients = 100
+
 // rawPostRate is how many small POSTs per second this machine serves over
 // loopback with keep-alive, from as many concurrent clients as Herald's
 // delivery slots: the ceiling any delivery rate is measured against.
@@ -353,12 +361,12 @@ func rawPostRate(d time.Duration) float64 {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer srv.Close()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: rawClients}}
 	body := bytes.Repeat([]byte("x"), 600) // about a standard message
 	var n atomic.Int64
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
-	for range 32 {
+	for range rawClients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -75,6 +75,24 @@ func (b *breaker) acquire(key string) time.Duration {
 	return 0
 }
 
+// abandon ends an attempt that never reached the endpoint (held back by a
+// rate limit, or by shutdown): it says nothing of the endpoint's health.
+func (b *breaker) abandon(key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.targets[key]
+	if s == nil {
+		return
+	}
+	s.inFlight--
+	if s.inFlight == 0 {
+		b.active--
+		if s.failures == 0 && !b.now().Before(s.openUntil) {
+			delete(b.targets, key)
+		}
+	}
+}
+
 // release ends an attempt; unreachable tells that it failed without an
 // answer from the endpoint (network error, timeout). When this failure
 // opened the circuit, release returns until when it is open.

@@ -103,3 +103,49 @@ func TestBreakerKeepsAHangingEndpointToItsShareBeforeItFails(t *testing.T) {
 		}
 	}
 }
+
+func TestBreakerIsNotHealedByAttemptsThatNeverHappened(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1700000000, 0)
+	b := newBreaker(100, func() time.Time { return now })
+	for range tripAfter {
+		if b.acquire("dead") != 0 {
+			t.Fatal("attempt refused before the circuit opened")
+		}
+		b.release("dead", true)
+	}
+	now = now.Add(maxCooldown) // half-open
+	if b.acquire("dead") != 0 {
+		t.Fatal("the half-open probe was refused")
+	}
+	b.abandon("dead") // the probe was held back by a rate limit
+	allowed := 0
+	for b.acquire("dead") == 0 {
+		allowed++
+		if allowed > 50 {
+			break
+		}
+	}
+	if allowed > b.perTarget {
+		t.Fatalf("%d attempts let through after an abandoned probe; the circuit was healed by an attempt that never happened", allowed)
+	}
+}
+
+func TestStorableFitsBothDatabases(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ in, want string }{
+		{"plain", "plain"},
+		{"nul\x00byte", "nulbyte"},
+		{"bad \xff utf8", "bad \uFFFD utf8"},
+		{"héllo", "h"}, // cut inside é: the whole character goes
+	}
+	for _, c := range cases {
+		max := 100
+		if c.want == "h" {
+			max = 2
+		}
+		if got := storable(c.in, max); got != c.want {
+			t.Errorf("storable(%q, %d) = %q, want %q", c.in, max, got, c.want)
+		}
+	}
+}

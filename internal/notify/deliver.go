@@ -111,13 +111,13 @@ func (h *Hub) attempt(ctx context.Context, dl delivery) error {
 	}
 	if wait := h.breaker.acquire(t.channel.ID); wait > 0 {
 		h.metrics.attempts.WithLabelValues(t.channel.Type, "circuit_open").Inc()
-		return h.finish(ctx, outcome{queue: dl.later(wait, dl.attempts)})
+		return h.finish(ctx, outcome{queue: h.later(dl, wait, dl.attempts)})
 	}
 	key, limits := sender.RateLimits()
 	if wait := h.limiter.reserve(key, limits); wait > 0 {
-		h.breaker.release(t.channel.ID, false)
+		h.breaker.abandon(t.channel.ID)
 		h.metrics.attempts.WithLabelValues(t.channel.Type, "rate_limited").Inc()
-		return h.finish(ctx, outcome{queue: dl.later(wait, dl.attempts)})
+		return h.finish(ctx, outcome{queue: h.later(dl, wait, dl.attempts)})
 	}
 
 	timeout := imTimeout
@@ -128,11 +128,12 @@ func (h *Hub) attempt(ctx context.Context, dl delivery) error {
 	start := time.Now()
 	res, sendErr := sender.Send(actx, ev)
 	cancel()
-	if ctx.Err() != nil {
-		// Herald is stopping and the grace ran out: this was not a real
-		// attempt. Hand the delivery back, due at once for the next start.
-		h.breaker.release(t.channel.ID, false)
-		return h.finish(ctx, outcome{queue: dl.later(0, dl.attempts)})
+	if ctx.Err() != nil && sendErr != nil && res.StatusCode == 0 {
+		// Herald is stopping and the grace ran out before an answer: this
+		// was not a real attempt. Hand the delivery back, due at once for
+		// the next start.
+		h.breaker.abandon(t.channel.ID)
+		return h.finish(ctx, outcome{queue: h.later(dl, 0, dl.attempts)})
 	}
 	// No status code means the endpoint never answered: a network error
 	// or a timeout, what the breaker counts.
@@ -172,25 +173,43 @@ func (h *Hub) attempt(ctx context.Context, dl delivery) error {
 	next := time.Now().Add(delay)
 	rec.status, rec.nextAttemptAt = statusPending, &next
 	h.metrics.attempts.WithLabelValues(t.channel.Type, "retry").Inc()
-	return h.finish(ctx, outcome{rec: &rec, queue: &queueChange{id: dl.DeliveryID, claim: dl.claim, due: next, attempts: rec.attempt}})
+	return h.finish(ctx, outcome{rec: &rec, queue: h.later(dl, delay, rec.attempt)})
 }
 
 // deferChannel moves every waiting delivery of a channel whose circuit has
-// just opened to when it half-opens: one statement, instead of each of them
-// being claimed and put back while the circuit is open. Best effort: a
-// delivery it misses is put back when claimed, as before.
+// just opened to when it half-opens, spread over a fifth of the cooldown:
+// one statement, instead of each of them being claimed and put back while
+// the circuit is open. Best effort: a delivery it misses is put back when
+// claimed, as before.
 func (h *Hub) deferChannel(ctx context.Context, channelID string, until time.Time) {
-	if _, err := h.db.Exec(context.WithoutCancel(ctx), `UPDATE delivery_queue SET due_at = $1
-		WHERE channel_id = $2 AND claim = '' AND due_at < $1`, jitter(time.Until(until)).Milliseconds()+time.Now().UnixMilli(), channelID); err != nil {
+	spread := "abs(random()) % $3"
+	if h.db.Dialect() == db.Postgres {
+		spread = "floor(random() * $3)::bigint"
+	}
+	from := h.now().Add(time.Until(until))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := h.db.Exec(ctx, `UPDATE delivery_queue SET due_at = $1 + `+spread+`
+		WHERE channel_id = $2 AND claim = '' AND due_at < $1`,
+		from.UnixMilli(), channelID, max(1, time.Until(until).Milliseconds()/5)); err != nil {
 		h.log.Warn("defer the deliveries of an unreachable channel", "channel_id", channelID, "error", err)
 	}
 }
 
 // finish commits an outcome, even when ctx has been cancelled meanwhile:
-// what was sent must be recorded.
+// what was sent must be recorded. A failed commit (the database restarting)
+// is tried again for a while, so that the delivery is not sent twice when
+// its lease runs out.
 func (h *Hub) finish(ctx context.Context, out outcome) error {
-	_, err := h.history.write(context.WithoutCancel(ctx), h, out)
-	return err
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	for wait := 100 * time.Millisecond; ; wait *= 2 {
+		if _, err = h.history.write(ctx, h, out); err == nil || wait > lease/4 {
+			return err
+		}
+		h.log.Warn("record a delivery attempt; trying again", "error", err, "in", wait.String())
+		time.Sleep(wait) // backing off from a database that just failed
+	}
 }
 
 // done ends dl's claim for good.
@@ -198,9 +217,10 @@ func (dl delivery) done() *queueChange {
 	return &queueChange{id: dl.DeliveryID, claim: dl.claim, done: true}
 }
 
-// later hands dl back, due after wait, with attempts made so far.
-func (dl delivery) later(wait time.Duration, attempts int) *queueChange {
-	return &queueChange{id: dl.DeliveryID, claim: dl.claim, due: time.Now().Add(wait), attempts: attempts}
+// later hands dl back, due after wait by the database's clock, with
+// attempts made so far.
+func (h *Hub) later(dl delivery, wait time.Duration, attempts int) *queueChange {
+	return &queueChange{id: dl.DeliveryID, claim: dl.claim, due: h.now().Add(wait), attempts: attempts}
 }
 
 // retryPlan returns how many retries the channel gets after its first

@@ -222,6 +222,26 @@ func TestDeliveryFaultsEndInTheRightState(t *testing.T) {
 			}
 		})
 
+		t.Run("an answer the database cannot store as text is recorded once, cleaned", func(t *testing.T) {
+			t.Parallel()
+			// NUL bytes and invalid UTF-8 are refused by PostgreSQL's text
+			// columns; before they were cleaned, such an answer failed the
+			// whole group commit and the delivery was sent again and again.
+			var hits atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				hits.Add(1)
+				_, _ = w.Write([]byte("ok\x00\xff\xfe done"))
+			}))
+			t.Cleanup(srv.Close)
+			c := newFaultCase(t, env, customChannel(srv.URL+"/hook"))
+			c.release(t, "v1")
+			es := c.waitHistory(t, "one successful attempt", func(es []*notify.Entry) bool { return len(es) >= 1 })
+			if len(es) != 1 || es[0].Status != "success" || es[0].Response != "ok\uFFFD done" || hits.Load() != 1 {
+				t.Fatalf("want one success with the answer cleaned, sent once; got %d hits and %s (response %q)",
+					hits.Load(), describeAttempts(es), es[0].Response)
+			}
+		})
+
 		t.Run("connection reset mid-answer is retried", func(t *testing.T) {
 			t.Parallel()
 			// DingTalk judges by the body: a cut-off 200 must not read as

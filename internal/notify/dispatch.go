@@ -35,6 +35,9 @@ const (
 	// within lease.
 	lease      = 20 * time.Second
 	renewEvery = 5 * time.Second
+	// minWait is the shortest sleep between two claims that found
+	// nothing more to take.
+	minWait = 20 * time.Millisecond
 )
 
 // dispatcher hands due deliveries to a fixed number of concurrent
@@ -56,8 +59,8 @@ type dispatcher struct {
 	freed    chan struct{}
 	inFlight atomic.Int64
 
-	claimsMu sync.Mutex
-	claims   map[string]int // claim token → attempts of it still running
+	heldMu sync.Mutex
+	held   map[string]string // delivery id → claim token, of the attempts running
 
 	mu      sync.Mutex
 	stop    context.CancelFunc // ends the claim loop
@@ -68,7 +71,7 @@ type dispatcher struct {
 
 func newDispatcher(h *Hub, slots int, poll time.Duration) *dispatcher {
 	return &dispatcher{h: h, slots: slots, poll: poll, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
-		claims: map[string]int{}}
+		held: map[string]string{}}
 }
 
 // poke tells the dispatcher that deliveries may be due now.
@@ -94,6 +97,7 @@ func (d *dispatcher) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	d.h.syncClock(ctx)
 	loopCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	workCtx, abort := context.WithCancel(context.WithoutCancel(ctx))
 	d.stop, d.abort, d.loop = stop, abort, make(chan struct{})
@@ -105,7 +109,8 @@ func (d *dispatcher) Start(ctx context.Context) error {
 	return nil
 }
 
-// renewLoop keeps the leases of running attempts until Stop is done.
+// renewLoop keeps the leases of running attempts until Stop is done, and
+// keeps this process's view of the database's clock.
 func (d *dispatcher) renewLoop(ctx context.Context) {
 	t := time.NewTicker(renewEvery)
 	defer t.Stop()
@@ -115,40 +120,45 @@ func (d *dispatcher) renewLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		d.claimsMu.Lock()
-		args := []any{time.Now().Add(lease).UnixMilli()}
-		for token := range d.claims {
-			args = append(args, token)
+		d.h.syncClock(ctx)
+		d.heldMu.Lock()
+		pairs := make([]any, 0, 2*len(d.held))
+		for id, claim := range d.held {
+			pairs = append(pairs, id, claim)
 		}
-		d.claimsMu.Unlock()
-		if len(args) == 1 {
-			continue
-		}
-		// SKIP LOCKED: a row locked now is being completed, and needs no
-		// renewal; waiting for it could deadlock with that commit.
+		d.heldMu.Unlock()
+		due := d.h.now().Add(lease).UnixMilli()
+		// By primary key, and SKIP LOCKED: a row locked now is being
+		// completed and needs no renewal; waiting for it could deadlock
+		// with that commit.
 		lock := ""
 		if d.h.db.Dialect() == db.Postgres {
 			lock = " FOR UPDATE SKIP LOCKED"
 		}
-		if _, err := d.h.db.Exec(ctx, `UPDATE delivery_queue SET due_at = $1 WHERE id IN
-			(SELECT id FROM delivery_queue WHERE claim IN (VALUES `+db.Values(2, 1, len(args)-1)+`)`+lock+`)`, args...); err != nil && ctx.Err() == nil {
+		err := inChunks(len(pairs)/2, func(from, n int) error {
+			rctx, cancel := context.WithTimeout(ctx, renewEvery)
+			defer cancel()
+			args := append([]any{due}, pairs[2*from:2*(from+n)]...)
+			_, err := d.h.db.Exec(rctx, `UPDATE delivery_queue SET due_at = $1 WHERE id IN
+				(SELECT id FROM delivery_queue WHERE (id, claim) IN (VALUES `+db.Values(2, 2, n)+`)`+lock+`)`, args...)
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
 			d.h.log.Error("renew the leases of running deliveries", "error", err)
 		}
 	}
 }
 
-func (d *dispatcher) hold(token string, n int) {
-	d.claimsMu.Lock()
-	d.claims[token] += n
-	d.claimsMu.Unlock()
+func (d *dispatcher) hold(dl delivery) {
+	d.heldMu.Lock()
+	d.held[dl.DeliveryID] = dl.claim
+	d.heldMu.Unlock()
 }
 
-func (d *dispatcher) drop(token string) {
-	d.claimsMu.Lock()
-	if d.claims[token]--; d.claims[token] <= 0 {
-		delete(d.claims, token)
-	}
-	d.claimsMu.Unlock()
+func (d *dispatcher) drop(dl delivery) {
+	d.heldMu.Lock()
+	delete(d.held, dl.DeliveryID)
+	d.heldMu.Unlock()
 }
 
 // Stop stops claiming, lets running attempts finish for up to grace, then
@@ -192,15 +202,16 @@ func (d *dispatcher) claimLoop(ctx, workCtx context.Context) {
 			batch, err := d.claim(ctx, want)
 			switch {
 			case ctx.Err() != nil:
+				if err == nil && len(batch) > 0 {
+					d.handBack(batch)
+				}
 				return
 			case err != nil:
 				d.h.log.Error("claim deliveries; trying again in a second", "error", err)
 				wait = time.Second
 			default:
-				if len(batch) > 0 {
-					d.hold(batch[0].claim, len(batch))
-				}
 				for _, dl := range batch {
+					d.hold(dl)
 					d.inFlight.Add(1)
 					d.running.Add(1)
 					go d.run(workCtx, dl)
@@ -210,7 +221,10 @@ func (d *dispatcher) claimLoop(ctx, workCtx context.Context) {
 					continue // there may be more due already
 				}
 				if next, ok, err := d.nextDue(ctx); err == nil && ok {
-					wait = min(wait, max(time.Until(next), time.Millisecond))
+					// At least minWait: a due row that the claim skipped
+					// (locked by another process) must not make this a
+					// busy loop.
+					wait = min(wait, max(d.h.until(next), minWait))
 				}
 			}
 		} else {
@@ -233,9 +247,19 @@ func (d *dispatcher) claimLoop(ctx, workCtx context.Context) {
 	}
 }
 
+// handBack returns deliveries claimed but not attempted, due at once.
+func (d *dispatcher) handBack(batch []delivery) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := d.h.db.Exec(ctx, `UPDATE delivery_queue SET due_at = $1, claim = '' WHERE claim = $2`,
+		d.h.now().UnixMilli(), batch[0].claim); err != nil {
+		d.h.log.Warn("hand back deliveries claimed while stopping; they are due when their lease ends", "error", err)
+	}
+}
+
 func (d *dispatcher) run(ctx context.Context, dl delivery) {
 	defer func() {
-		d.drop(dl.claim)
+		d.drop(dl)
 		d.inFlight.Add(-1)
 		d.running.Done()
 		select {
@@ -253,7 +277,7 @@ func (d *dispatcher) run(ctx context.Context, dl delivery) {
 
 // claim takes up to n due deliveries for this process.
 func (d *dispatcher) claim(ctx context.Context, n int) ([]delivery, error) {
-	now := time.Now()
+	now := d.h.now()
 	token := id.New("clm")
 	lock := ""
 	if d.h.db.Dialect() == db.Postgres {
@@ -278,10 +302,11 @@ func (d *dispatcher) claim(ctx context.Context, n int) ([]delivery, error) {
 	return out, rows.Err()
 }
 
-// nextDue is when the earliest waiting delivery is due.
+// nextDue is when the earliest delivery not yet due will be.
 func (d *dispatcher) nextDue(ctx context.Context) (time.Time, bool, error) {
 	var ms *int64
-	if err := d.h.db.QueryRow(ctx, `SELECT MIN(due_at) FROM delivery_queue`).Scan(&ms); err != nil || ms == nil {
+	if err := d.h.db.QueryRow(ctx, `SELECT MIN(due_at) FROM delivery_queue WHERE due_at > $1`,
+		d.h.now().UnixMilli()).Scan(&ms); err != nil || ms == nil {
 		return time.Time{}, false, err
 	}
 	return time.UnixMilli(*ms), true, nil
@@ -293,10 +318,10 @@ func (h *Hub) enqueue(ctx context.Context, tx db.Tx, ds []delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	now := time.Now()
+	now := h.now()
 	args := make([]any, 0, len(ds)*6)
 	for _, dl := range ds {
-		args = append(args, dl.DeliveryID, dl.EventID, dl.ConfigID, dl.ChannelID, now.UnixMilli(), now.UTC())
+		args = append(args, dl.DeliveryID, dl.EventID, dl.ConfigID, dl.ChannelID, now.UnixMilli(), time.Now().UTC())
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO delivery_queue (id, event_id, config_id, channel_id, due_at, created_at) VALUES `+
 		db.Values(1, 6, len(ds)), args...); err != nil {
@@ -304,4 +329,32 @@ func (h *Hub) enqueue(ctx context.Context, tx db.Tx, ds []delivery) error {
 	}
 	tx.AfterCommit(h.dispatch.poke)
 	return nil
+}
+
+// now is the time by the database's clock, as far as this process knows
+// it: due times and leases are compared across processes, so they are all
+// reckoned on the one clock they share. SQLite has one process: its own.
+func (h *Hub) now() time.Time { return time.Now().Add(time.Duration(h.skew.Load())) }
+
+// until is how long until t by the database's clock.
+func (h *Hub) until(t time.Time) time.Duration { return t.Sub(h.now()) }
+
+// syncClock measures how far the database's clock is from this process's.
+func (h *Hub) syncClock(ctx context.Context) {
+	if h.db.Dialect() != db.Postgres {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	before := time.Now()
+	var ms int64
+	if err := h.db.QueryRow(ctx, `SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint`).Scan(&ms); err != nil {
+		return // keep the last measure
+	}
+	mid := before.Add(time.Since(before) / 2)
+	skew := time.UnixMilli(ms).Sub(mid)
+	if old := time.Duration(h.skew.Swap(int64(skew))); (skew - old).Abs() > 5*time.Second {
+		h.log.Warn("this process's clock and the database's differ; Herald reckons deliveries on the database's",
+			"difference", skew.Round(time.Millisecond).String())
+	}
 }

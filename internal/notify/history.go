@@ -6,7 +6,9 @@ import (
 	"errors"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/herald-release/herald/internal/apperr"
 	"github.com/herald-release/herald/internal/db"
@@ -85,18 +87,30 @@ func (h *Hub) insertAttemptRows(ctx context.Context, q db.Querier, ws []historyW
 	for _, w := range ws {
 		r := w.out.rec
 		taskID, planID, projectID := taskAndPlan(r.ev)
-		resp := r.result.Response
-		if len(resp) > channel.MaxResponse {
-			resp = resp[:channel.MaxResponse]
-		}
 		args = append(args, w.id, r.args.DeliveryID, r.args.ConfigID, r.args.ChannelID, r.channelType, r.ev.ID, r.ev.EventType,
-			projectID, taskID, planID, r.status, r.attempt, requestJSON(r.result.Request), resp, r.result.StatusCode,
-			r.err, r.duration.Milliseconds(), r.nextAttemptAt, now)
+			projectID, taskID, planID, r.status, r.attempt, requestJSON(r.result.Request),
+			storable(r.result.Response, channel.MaxResponse), r.result.StatusCode,
+			storable(r.err, channel.MaxResponse), r.duration.Milliseconds(), r.nextAttemptAt, now)
 	}
 	_, err := q.Exec(ctx, `INSERT INTO delivery_attempts (id, delivery_id, config_id, channel_id, channel_type, event_id, event_type,
 		project_id, task_id, plan_id, status, attempt, request, response, status_code, error, duration_ms, next_attempt_at, created_at)
 		VALUES `+db.Values(1, attemptCols, len(ws)), args...)
 	return err
+}
+
+// storable makes what an endpoint answered fit a text column of both
+// databases: valid UTF-8 without NUL bytes (PostgreSQL refuses both), at
+// most max bytes, cut between characters.
+func storable(s string, max int) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 // Filter narrows a history listing.

@@ -66,14 +66,18 @@ func (w *historyWriter) write(ctx context.Context, h *Hub, out outcome) (string,
 	w.busy = true
 	w.mu.Unlock()
 	if lead {
-		// This caller commits groups until none is waiting; the others
-		// just wait for theirs.
-		w.drain(context.WithoutCancel(ctx), h)
+		// This caller commits groups until its own outcome is committed;
+		// the others just wait for theirs. What is still pending then is
+		// handed to a goroutine, so that no attempt stays the committer
+		// (holding its worker) for as long as the load lasts.
+		w.drain(context.WithoutCancel(ctx), h, hw.done)
 	}
 	return hw.id, <-hw.done
 }
 
-func (w *historyWriter) drain(ctx context.Context, h *Hub) {
+// drain commits groups until mine has been answered (or, with mine nil,
+// until none is pending), then hands on.
+func (w *historyWriter) drain(ctx context.Context, h *Hub, mine chan error) {
 	for {
 		w.mu.Lock()
 		group := w.pending
@@ -84,10 +88,40 @@ func (w *historyWriter) drain(ctx context.Context, h *Hub) {
 			return
 		}
 		w.mu.Unlock()
-		err := w.db.InTx(ctx, func(tx db.Tx) error { return h.commitGroup(ctx, tx, group) })
+		w.commit(ctx, h, group)
+		if mine != nil && len(mine) > 0 {
+			w.mu.Lock()
+			more := len(w.pending) > 0
+			if !more {
+				w.busy = false
+			}
+			w.mu.Unlock()
+			if more {
+				go w.drain(ctx, h, nil)
+			}
+			return
+		}
+	}
+}
+
+// commit writes a group and answers each member. When the group fails as
+// a whole, its members are written one by one, so that one outcome the
+// database refuses fails alone instead of taking its neighbours along.
+func (w *historyWriter) commit(ctx context.Context, h *Hub, group []historyWrite) {
+	gctx, cancel := context.WithTimeout(ctx, lease/2)
+	err := w.db.InTx(gctx, func(tx db.Tx) error { return h.commitGroup(gctx, tx, group) })
+	cancel()
+	if err == nil || len(group) == 1 {
 		for _, g := range group {
 			g.done <- err
 		}
+		return
+	}
+	for _, g := range group {
+		one := []historyWrite{g}
+		gctx, cancel := context.WithTimeout(ctx, lease/2)
+		g.done <- w.db.InTx(gctx, func(tx db.Tx) error { return h.commitGroup(gctx, tx, one) })
+		cancel()
 	}
 }
 

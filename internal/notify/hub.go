@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,8 +38,10 @@ type Hub struct {
 	cache    *cache
 	history  *historyWriter
 	dispatch *dispatcher
-	metrics  *metrics
-	log      *slog.Logger
+	// skew is the database's clock minus this process's, in nanoseconds.
+	skew    atomic.Int64
+	metrics *metrics
+	log     *slog.Logger
 }
 
 // New builds the hub and subscribes it to pub; Start begins delivering.
