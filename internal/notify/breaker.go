@@ -9,7 +9,7 @@ import (
 // breaker keeps one broken endpoint from taking every delivery worker.
 //
 // An endpoint alone gets every worker its deliveries need; while others
-// are busy too, no endpoint holds more than twice its fair share, so one
+// are busy too, no endpoint holds more than its fair share, so one
 // that hangs until its timeout can only ever hold that share, even before
 // its first failure is known. Once it fails to answer (a network error, a
 // timeout) it may have at most perTarget attempts in flight, and after
@@ -65,7 +65,7 @@ func (b *breaker) acquire(key string) time.Duration {
 		}
 		return jitter(time.Second)
 	}
-	if b.active > 1 && s.inFlight >= max(b.perTarget, 2*b.workers/b.active) {
+	if b.active > 1 && s.inFlight >= max(b.perTarget, b.workers/b.active) {
 		return jitter(time.Second)
 	}
 	if s.inFlight == 0 {
