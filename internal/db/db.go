@@ -389,3 +389,17 @@ func Values(first, cols, rows int) string {
 	}
 	return b.String()
 }
+
+// Every returns n placeholders, "$1, $3, $5", from first, step apart: the
+// first column of a Values list again, for an IN list an index can serve.
+func Every(first, step, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(first + i*step))
+	}
+	return b.String()
+}

@@ -140,7 +140,8 @@ func (d *dispatcher) renewLoop(ctx context.Context) {
 			defer cancel()
 			args := append([]any{due}, pairs[2*from:2*(from+n)]...)
 			_, err := d.h.db.Exec(rctx, `UPDATE delivery_queue SET due_at = $1 WHERE id IN
-				(SELECT id FROM delivery_queue WHERE (id, claim) IN (VALUES `+db.Values(2, 2, n)+`)`+lock+`)`, args...)
+				(SELECT id FROM delivery_queue WHERE id IN (`+db.Every(2, 2, n)+`)
+					AND (id, claim) IN (VALUES `+db.Values(2, 2, n)+`)`+lock+`)`, args...)
 			return err
 		})
 		if err != nil && ctx.Err() == nil {

@@ -162,7 +162,10 @@ func (h *Hub) commitGroup(ctx context.Context, tx db.Tx, group []historyWrite) e
 		for _, c := range done[from : from+n] {
 			args = append(args, c.id, c.claim)
 		}
-		_, err := tx.Exec(ctx, `DELETE FROM delivery_queue WHERE (id, claim) IN (VALUES `+db.Values(1, 2, n)+`)`, args...)
+		// "id IN" first, so that the primary key finds the rows: PostgreSQL
+		// plans the row-value IN alone as a scan of the whole queue.
+		_, err := tx.Exec(ctx, `DELETE FROM delivery_queue WHERE id IN (`+db.Every(1, 2, n)+`)
+			AND (id, claim) IN (VALUES `+db.Values(1, 2, n)+`)`, args...)
 		return err
 	}); err != nil {
 		return err

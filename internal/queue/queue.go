@@ -47,13 +47,11 @@ type Queue struct {
 	periodic []*river.PeriodicJob
 	built    bool
 
-	insertTx     func(ctx context.Context, tx db.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
-	insertManyTx func(ctx context.Context, tx db.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
-	insert       func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
-	start        func(ctx context.Context) error
-	stop         func(ctx context.Context) error
-	stopCancel   func(ctx context.Context) error
-	subscribe    func(kinds ...river.EventKind) (<-chan *river.Event, func())
+	insertTx   func(ctx context.Context, tx db.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	insert     func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	start      func(ctx context.Context) error
+	stop       func(ctx context.Context) error
+	stopCancel func(ctx context.Context) error
 }
 
 // New returns a queue for d with no workers yet.
@@ -144,18 +142,10 @@ func wrap[TTx any](q *Queue, driver riverdriver.Driver[TTx], rc *river.Config) e
 		}
 		return c.InsertTx(ctx, t, args, opts)
 	}
-	q.insertManyTx = func(ctx context.Context, tx db.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
-		t, err := raw(tx)
-		if err != nil {
-			return nil, err
-		}
-		return c.InsertManyTx(ctx, t, params)
-	}
 	q.insert = c.Insert
 	q.start = c.Start
 	q.stop = c.Stop
 	q.stopCancel = c.StopAndCancel
-	q.subscribe = c.Subscribe
 	return nil
 }
 
@@ -168,14 +158,6 @@ var (
 // InsertTx enqueues a job in tx: it runs only if tx commits.
 func (q *Queue) InsertTx(ctx context.Context, tx db.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
 	return q.insertTx(ctx, tx, args, opts)
-}
-
-// InsertManyTx enqueues several jobs in tx.
-func (q *Queue) InsertManyTx(ctx context.Context, tx db.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
-	if len(params) == 0 {
-		return nil, nil
-	}
-	return q.insertManyTx(ctx, tx, params)
 }
 
 // Insert enqueues a job outside any transaction.
@@ -201,9 +183,4 @@ func (q *Queue) Stop(ctx context.Context, grace time.Duration) error {
 		return q.stopCancel(hard)
 	}
 	return err
-}
-
-// Subscribe reports job events; tests use it to await work.
-func (q *Queue) Subscribe(kinds ...river.EventKind) (<-chan *river.Event, func()) {
-	return q.subscribe(kinds...)
 }
