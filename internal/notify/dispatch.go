@@ -131,10 +131,7 @@ func (d *dispatcher) renewLoop(ctx context.Context) {
 		// By primary key, and SKIP LOCKED: a row locked now is being
 		// completed and needs no renewal; waiting for it could deadlock
 		// with that commit.
-		lock := ""
-		if d.h.db.Dialect() == db.Postgres {
-			lock = " FOR UPDATE SKIP LOCKED"
-		}
+		lock := d.skipLocked()
 		err := inChunks(len(pairs)/2, func(from, n int) error {
 			rctx, cancel := context.WithTimeout(ctx, renewEvery)
 			defer cancel()
@@ -280,10 +277,7 @@ func (d *dispatcher) run(ctx context.Context, dl delivery) {
 func (d *dispatcher) claim(ctx context.Context, n int) ([]delivery, error) {
 	now := d.h.now()
 	token := id.New("clm")
-	lock := ""
-	if d.h.db.Dialect() == db.Postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
+	lock := d.skipLocked()
 	rows, err := d.h.db.Query(ctx, `UPDATE delivery_queue SET due_at = $1, claim = $2
 		WHERE id IN (SELECT id FROM delivery_queue WHERE due_at <= $3 ORDER BY due_at LIMIT $4`+lock+`)
 		RETURNING id, event_id, config_id, channel_id, attempts`,
@@ -301,6 +295,15 @@ func (d *dispatcher) claim(ctx context.Context, n int) ([]delivery, error) {
 		out = append(out, dl)
 	}
 	return out, rows.Err()
+}
+
+// skipLocked makes a subquery pass over rows another transaction holds:
+// PostgreSQL's; SQLite has one writer and nothing to skip.
+func (d *dispatcher) skipLocked() string {
+	if d.h.db.Dialect() == db.Postgres {
+		return " FOR UPDATE SKIP LOCKED"
+	}
+	return ""
 }
 
 // nextDue is when the earliest delivery not yet due will be.
