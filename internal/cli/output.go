@@ -2,9 +2,12 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -163,6 +166,33 @@ func planLine(p *planView) string {
 }
 
 // show prints one server object: as JSON, or its line.
+// call makes one API call and shows its answer: what most commands are.
+func (inv *invocation) call(ctx context.Context, method, path string, query url.Values, body any, text func([]byte) (string, error)) error {
+	c, err := inv.client()
+	if err != nil {
+		return err
+	}
+	raw, err := c.JSON(ctx, method, path, query, body, nil)
+	if err != nil {
+		return err
+	}
+	return inv.show(raw, text)
+}
+
+// listQuery is a list's query: the filters given, and limit when set.
+func listQuery(filters map[string]string, limit int) url.Values {
+	q := url.Values{}
+	for k, v := range filters {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	return q
+}
+
 func (inv *invocation) show(raw []byte, line func([]byte) (string, error)) error {
 	if inv.output == "text" {
 		s, err := line(raw)

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -162,15 +161,7 @@ func planCreate(inv *invocation, fs *flag.FlagSet) func(context.Context) error {
 
 func planGet(inv *invocation, _ *flag.FlagSet) func(context.Context) error {
 	return func(ctx context.Context) error {
-		c, err := inv.client()
-		if err != nil {
-			return err
-		}
-		raw, err := c.JSON(ctx, http.MethodGet, plansPath+"/"+seg(inv.args[0]), nil, nil, nil)
-		if err != nil {
-			return err
-		}
-		return inv.show(raw, planText)
+		return inv.call(ctx, http.MethodGet, plansPath+"/"+seg(inv.args[0]), nil, nil, planText)
 	}
 }
 
@@ -180,24 +171,8 @@ func planList(inv *invocation, fs *flag.FlagSet) func(context.Context) error {
 	limit := fs.Int("limit", 0, "plans per page (the server's default 50, at most 500)")
 	cursor := fs.String("cursor", "", "the next_cursor of the previous page")
 	return func(ctx context.Context) error {
-		c, err := inv.client()
-		if err != nil {
-			return err
-		}
-		q := url.Values{}
-		for k, v := range map[string]string{"status": *status, "manager_id": *manager, "cursor": *cursor} {
-			if v != "" {
-				q.Set(k, v)
-			}
-		}
-		if *limit != 0 {
-			q.Set("limit", fmt.Sprint(*limit))
-		}
-		raw, err := c.JSON(ctx, http.MethodGet, plansPath, q, nil, nil)
-		if err != nil {
-			return err
-		}
-		return inv.show(raw, listText(planLine))
+		q := listQuery(map[string]string{"status": *status, "manager_id": *manager, "cursor": *cursor}, *limit)
+		return inv.call(ctx, http.MethodGet, plansPath, q, nil, listText(planLine))
 	}
 }
 
@@ -211,15 +186,7 @@ func planAction(action string) func(*invocation, *flag.FlagSet) func(context.Con
 }
 
 func (inv *invocation) planPost(ctx context.Context, path string, body any) error {
-	c, err := inv.client()
-	if err != nil {
-		return err
-	}
-	raw, err := c.JSON(ctx, http.MethodPost, path, nil, body, nil)
-	if err != nil {
-		return err
-	}
-	return inv.show(raw, planText)
+	return inv.call(ctx, http.MethodPost, path, nil, body, planText)
 }
 
 func planDecide(approve bool) func(*invocation, *flag.FlagSet) func(context.Context) error {
@@ -302,22 +269,8 @@ func planLogs(inv *invocation, fs *flag.FlagSet) func(context.Context) error {
 	limit := fs.Int("limit", 0, "entries per page (the server's default 50, at most 500)")
 	cursor := fs.String("cursor", "", "the next_cursor of the previous page")
 	return func(ctx context.Context) error {
-		c, err := inv.client()
-		if err != nil {
-			return err
-		}
-		q := url.Values{}
-		if *limit != 0 {
-			q.Set("limit", fmt.Sprint(*limit))
-		}
-		if *cursor != "" {
-			q.Set("cursor", *cursor)
-		}
-		raw, err := c.JSON(ctx, http.MethodGet, plansPath+"/"+seg(inv.args[0])+"/logs", q, nil, nil)
-		if err != nil {
-			return err
-		}
-		return inv.show(raw, listText(planLogLine))
+		q := listQuery(map[string]string{"cursor": *cursor}, *limit)
+		return inv.call(ctx, http.MethodGet, plansPath+"/"+seg(inv.args[0])+"/logs", q, nil, listText(planLogLine))
 	}
 }
 

@@ -178,15 +178,7 @@ func taskCreate(inv *invocation, fs *flag.FlagSet) func(context.Context) error {
 
 func taskGet(inv *invocation, _ *flag.FlagSet) func(context.Context) error {
 	return func(ctx context.Context) error {
-		c, err := inv.client()
-		if err != nil {
-			return err
-		}
-		raw, err := c.JSON(ctx, http.MethodGet, tasksPath+"/"+seg(inv.args[0]), nil, nil, nil)
-		if err != nil {
-			return err
-		}
-		return inv.show(raw, taskText)
+		return inv.call(ctx, http.MethodGet, tasksPath+"/"+seg(inv.args[0]), nil, nil, taskText)
 	}
 }
 
@@ -199,24 +191,8 @@ func taskList(inv *invocation, fs *flag.FlagSet) func(context.Context) error {
 	limit := fs.Int("limit", 0, "tasks per page (the server's default 50, at most 500)")
 	cursor := fs.String("cursor", "", "the next_cursor of the previous page")
 	return func(ctx context.Context) error {
-		c, err := inv.client()
-		if err != nil {
-			return err
-		}
-		q := url.Values{}
-		for k, v := range map[string]string{"project_id": *project, "environment": environment, "status": *status, "cursor": *cursor} {
-			if v != "" {
-				q.Set(k, v)
-			}
-		}
-		if *limit != 0 {
-			q.Set("limit", fmt.Sprint(*limit))
-		}
-		raw, err := c.JSON(ctx, http.MethodGet, tasksPath, q, nil, nil)
-		if err != nil {
-			return err
-		}
-		return inv.show(raw, listText(taskLine))
+		q := listQuery(map[string]string{"project_id": *project, "environment": environment, "status": *status, "cursor": *cursor}, *limit)
+		return inv.call(ctx, http.MethodGet, tasksPath, q, nil, listText(taskLine))
 	}
 }
 
@@ -224,15 +200,7 @@ func taskList(inv *invocation, fs *flag.FlagSet) func(context.Context) error {
 func taskAction(action string) func(*invocation, *flag.FlagSet) func(context.Context) error {
 	return func(inv *invocation, _ *flag.FlagSet) func(context.Context) error {
 		return func(ctx context.Context) error {
-			c, err := inv.client()
-			if err != nil {
-				return err
-			}
-			raw, err := c.JSON(ctx, http.MethodPost, tasksPath+"/"+seg(inv.args[0])+"/"+action, nil, nil, nil)
-			if err != nil {
-				return err
-			}
-			return inv.show(raw, taskText)
+			return inv.call(ctx, http.MethodPost, tasksPath+"/"+seg(inv.args[0])+"/"+action, nil, nil, taskText)
 		}
 	}
 }

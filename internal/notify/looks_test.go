@@ -1,13 +1,13 @@
 package notify_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/herald-release/herald/internal/app/apptest"
 	"github.com/herald-release/herald/internal/db"
@@ -197,9 +197,13 @@ func TestPreviewRendersWithoutSending(t *testing.T) {
 			t.Fatalf("the preview shows the secret %q: %s", secret, b)
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
-	if ding.Requests() != 0 || len(history(t, env, "limit=10")) != 0 {
-		t.Fatalf("a preview sent something (%d requests) or left history", ding.Requests())
+	// Nothing sent, nothing recorded, and nothing queued to be sent later.
+	var queued int
+	if err := env.App.DB.QueryRow(context.Background(), `SELECT COUNT(*) FROM delivery_queue`).Scan(&queued); err != nil {
+		t.Fatal(err)
+	}
+	if ding.Requests() != 0 || len(history(t, env, "limit=10")) != 0 || queued != 0 {
+		t.Fatalf("a preview sent something (%d requests), left history or queued %d deliveries", ding.Requests(), queued)
 	}
 
 	// Without a template: the default wording, in the default language.

@@ -20,10 +20,16 @@ type counter struct {
 	ttl     time.Duration
 	release chan struct{}
 	fail    atomic.Bool
+	// started, when set, is closed as the first fetch begins.
+	started chan struct{}
+	once    sync.Once
 }
 
 func (c *counter) fetch(ctx context.Context) (string, time.Duration, channel.Attempt, error) {
 	n := c.calls.Add(1)
+	if c.started != nil {
+		c.once.Do(func() { close(c.started) })
+	}
 	if c.release != nil {
 		<-c.release
 	}
@@ -36,19 +42,23 @@ func (c *counter) fetch(ctx context.Context) (string, time.Duration, channel.Att
 func TestTokenCacheOneFetchAtATime(t *testing.T) {
 	t.Parallel()
 	cache := channel.NewTokenCache("test: waiting for a token")
-	c := &counter{ttl: time.Hour, release: make(chan struct{})}
+	c := &counter{ttl: time.Hour, release: make(chan struct{}), started: make(chan struct{})}
 	var wg sync.WaitGroup
 	got := make([]string, 10)
-	for i := range got {
-		wg.Go(func() {
-			tok, _, err := cache.Get(context.Background(), "app", time.Now, "", c.fetch)
-			if err != nil {
-				t.Error(err)
-			}
-			got[i] = tok
-		})
+	get := func(i int) {
+		tok, _, err := cache.Get(context.Background(), "app", time.Now, "", c.fetch)
+		if err != nil {
+			t.Error(err)
+		}
+		got[i] = tok
 	}
-	time.Sleep(20 * time.Millisecond)
+	// The first caller's fetch is held; the others come while it runs,
+	// when there is no token yet, and must wait for it, not fetch again.
+	wg.Go(func() { get(0) })
+	<-c.started
+	for i := 1; i < len(got); i++ {
+		wg.Go(func() { get(i) })
+	}
 	close(c.release)
 	wg.Wait()
 	for _, tok := range got {
