@@ -53,18 +53,12 @@ type Channel struct {
 	// DisabledReason says why Herald switched the channel off itself
 	// (its endpoint answered 410 Gone).
 	DisabledReason string `json:"disabled_reason,omitempty"`
-
-	// stored is the config as sealed: Config and the look in effect
-	// (channel.LookKey), what senders are built from.
-	stored json.RawMessage
 }
 
-// sendConfig is the config a sender is built from.
-func (ch *Channel) sendConfig() json.RawMessage {
-	if ch.stored != nil {
-		return ch.stored
-	}
-	return ch.Config
+// sendConfig is the config a sender of ch is built from: its own, with
+// the look in effect for it (channel.LookKey).
+func (c *Config) sendConfig(ch *Channel) (json.RawMessage, error) {
+	return withLook(ch.Config, c.look(ch))
 }
 
 // Masked returns the configuration with every channel secret masked.
@@ -319,15 +313,10 @@ func nullable(s string) any {
 func (h *Hub) insertChannels(ctx context.Context, tx db.Tx, c *Config) error {
 	for i := range c.Channels {
 		ch := &c.Channels[i]
-		stored, err := withLook(ch.Config, c.look(ch))
+		sealed, err := h.box.Seal(ch.Config)
 		if err != nil {
 			return err
 		}
-		sealed, err := h.box.Seal(stored)
-		if err != nil {
-			return err
-		}
-		ch.stored = stored
 		if _, err := tx.Exec(ctx, `INSERT INTO callback_channels (id, config_id, position, type, enabled, config, template, disabled_reason)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, ch.ID, c.ID, i, ch.Type, ch.Enabled, sealed, templateJSON(ch.Template), ch.DisabledReason); err != nil {
 			return err
@@ -349,8 +338,8 @@ func (c *Config) look(ch *Channel) channel.StoredLook {
 	return channel.StoredLook{Lang: c.Lang, Title: t.Title, Body: t.Body}
 }
 
-// withLook adds the look to a channel's config for the senders; a config
-// without a template and in the default language is stored as given.
+// withLook adds the look to a channel's config for its sender; a config
+// without a template and in the default language is passed as given.
 func withLook(cfg json.RawMessage, look channel.StoredLook) (json.RawMessage, error) {
 	if look.Title == "" && look.Body == "" && (look.Lang == "" || look.Lang == "zh") {
 		return cfg, nil
@@ -364,26 +353,6 @@ func withLook(cfg json.RawMessage, look channel.StoredLook) (json.RawMessage, er
 	}
 	m[channel.LookKey], _ = json.Marshal(look)
 	return json.Marshal(m)
-}
-
-// withoutLook is a stored config as users see it.
-func withoutLook(stored json.RawMessage) json.RawMessage {
-	if !bytes.Contains(stored, []byte(channel.LookKey)) {
-		return stored
-	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(stored, &m) != nil {
-		return stored
-	}
-	if _, ok := m[channel.LookKey]; !ok {
-		return stored
-	}
-	delete(m, channel.LookKey)
-	out, err := json.Marshal(m)
-	if err != nil {
-		return stored
-	}
-	return out
 }
 
 // templateJSON is the stored form of a template: "" for none.
@@ -507,7 +476,7 @@ func (h *Hub) listConfigs(ctx context.Context, q db.Querier, where string, args 
 		if err != nil {
 			return nil, fmt.Errorf("callback channel %s: %w", ch.ID, err)
 		}
-		ch.stored, ch.Config = plain, withoutLook(plain)
+		ch.Config = plain
 		if ch.Template, err = parseTemplate(chTmpl); err != nil {
 			return nil, fmt.Errorf("callback channel %s template is corrupt: %w", ch.ID, err)
 		}

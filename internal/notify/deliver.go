@@ -45,10 +45,13 @@ func (h *Hub) loadTarget(ctx context.Context, channelID string) (*target, error)
 
 func (h *Hub) readTarget(ctx context.Context, channelID string) (*target, error) {
 	var t target
-	var sealed string
-	err := h.db.QueryRow(ctx, `SELECT c.enabled, COALESCE(c.project_id, ''), ch.id, ch.type, ch.enabled, ch.config, ch.disabled_reason
+	var c Config
+	var sealed, tmpl, chTmpl string
+	err := h.db.QueryRow(ctx, `SELECT c.enabled, COALESCE(c.project_id, ''), c.lang, c.template,
+			ch.id, ch.type, ch.enabled, ch.config, ch.template, ch.disabled_reason
 		FROM callback_channels ch JOIN callback_configs c ON c.id = ch.config_id WHERE ch.id = $1`, channelID).
-		Scan(&t.configEnabled, &t.projectID, &t.channel.ID, &t.channel.Type, &t.channel.Enabled, &sealed, &t.channel.DisabledReason)
+		Scan(&t.configEnabled, &t.projectID, &c.Lang, &tmpl, &t.channel.ID, &t.channel.Type, &t.channel.Enabled, &sealed,
+			&chTmpl, &t.channel.DisabledReason)
 	if errors.Is(err, db.ErrNoRows) {
 		return nil, errNoChannel
 	}
@@ -58,10 +61,18 @@ func (h *Hub) readTarget(ctx context.Context, channelID string) (*target, error)
 	if t.channel.Config, err = h.box.Open(sealed); err != nil {
 		return nil, err
 	}
-	if kind, ok := kinds[t.channel.Type]; ok {
-		t.sender, t.senderErr = kind.New(t.channel.Config, h.deps)
-	} else {
+	if c.Template, err = parseTemplate(tmpl); err != nil {
+		return nil, fmt.Errorf("callback configuration of channel %s: template is corrupt: %w", channelID, err)
+	}
+	if t.channel.Template, err = parseTemplate(chTmpl); err != nil {
+		return nil, fmt.Errorf("callback channel %s template is corrupt: %w", channelID, err)
+	}
+	if kind, ok := kinds[t.channel.Type]; !ok {
 		t.senderErr = fmt.Errorf("this Herald does not know the channel type %q", t.channel.Type)
+	} else if cfg, err := c.sendConfig(&t.channel); err != nil {
+		t.senderErr = err
+	} else {
+		t.sender, t.senderErr = kind.New(cfg, h.deps)
 	}
 	return &t, nil
 }

@@ -104,7 +104,11 @@ func (h *Hub) testOne(ctx context.Context, c *Config, ch Channel, ev *event.Enve
 		attempt:     1,
 	}
 	res := TestResult{ChannelID: ch.ID, ChannelType: ch.Type}
-	sender, err := kinds[ch.Type].New(ch.sendConfig(), h.deps)
+	cfg, err := c.sendConfig(&ch)
+	var sender channel.Sender
+	if err == nil {
+		sender, err = kinds[ch.Type].New(cfg, h.deps)
+	}
 	switch {
 	case err != nil:
 		rec.status, rec.err = statusFailed, "the channel's configuration cannot be used: "+err.Error()

@@ -162,9 +162,12 @@ func (s *SSHServer) sshHandle(sess gliderssh.Session) {
 	pgid := cmd.Process.Pid
 	kill := func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) }
 
+	// Signals are set once and never reset: gliderlabs/ssh replays
+	// signals that came before this call from a goroutine that reads the
+	// session's channel without its lock, so a later Signals(nil) races
+	// with it. The buffer takes what comes after the script ended.
 	signals := make(chan gliderssh.Signal, 8)
 	sess.Signals(signals)
-	defer sess.Signals(nil)
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 

@@ -6,10 +6,7 @@
 -- override as JSON, '' for none; conditions narrow its events by
 -- environment, strategy, task type and outcome, as JSON, '' for none. A
 -- channel's template overrides its configuration's, part by part.
---
--- A channel's sealed config also carries, under "$look", the language and
--- templates in effect for it: the delivery path builds senders from that
--- column alone.
+
 ALTER TABLE callback_configs ADD COLUMN lang TEXT NOT NULL DEFAULT '';
 ALTER TABLE callback_configs ADD COLUMN template TEXT NOT NULL DEFAULT '';
 ALTER TABLE callback_configs ADD COLUMN conditions TEXT NOT NULL DEFAULT '';

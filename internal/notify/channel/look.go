@@ -52,11 +52,11 @@ const (
 	maxTitle = 512
 )
 
-// LookKey is the key under which Herald keeps, inside a channel's stored
-// config, how that channel's messages look: the configuration's language
-// and the templates in effect for the channel. Users never send or see it
-// (the notification hub adds it on save and removes it on read); a config
-// that carries it in a request is refused like any unknown field.
+// LookKey is the key under which the notification hub hands a sender, inside
+// the config it is built from, how that channel's messages look: the
+// configuration's language and the templates in effect for the channel,
+// which are stored in columns of their own. Users never send or see it; a
+// config that carries it in a request is refused like any unknown field.
 const LookKey = "$look"
 
 // StoredLook is the value under LookKey.
